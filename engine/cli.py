@@ -1,0 +1,230 @@
+"""The ``denpo`` command line (also ``python -m engine``).
+
+Commands committed to in shared/SPEC.md ("Interfaces we commit to") keep
+their names and options; each command is one function below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import typing
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine on uvloop (the production loop)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# --- denpo sim ----------------------------------------------------------------------
+
+
+def _sim_options(parser: argparse.ArgumentParser) -> None:
+    """One --option per SimulatorSettings field, so the command line and the config file agree."""
+    from engine.ops.config import SimulatorSettings
+
+    hints = typing.get_type_hints(SimulatorSettings, include_extras=True)
+    for field in SimulatorSettings.__struct_fields__:
+        if field == "carrier":
+            continue
+        tp = hints[field]
+        base = _base_type(tp)
+        choices = _literal_choices(tp)
+        flag = "--" + field.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": field, "default": None}
+        if choices:
+            kwargs["choices"] = choices
+        elif base is int:
+            kwargs["type"] = _int
+        elif base is float:
+            kwargs["type"] = float
+        parser.add_argument(flag, **kwargs)
+
+
+def _int(text: str) -> int:
+    return int(text, 0)  # 0x45 as well as 69
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _base_type(typing.get_args(tp)[0])
+    if origin in (typing.Union, __import__("types").UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(arms[0])
+    return tp
+
+
+def _literal_choices(tp: Any) -> list[Any] | None:
+    base = _base_type(tp)
+    if typing.get_origin(base) is typing.Literal:
+        return list(typing.get_args(base))
+    return None
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from engine.ops.config import ConfigError, load_config, simulator_settings
+
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config") and v is not None}
+    smpp = None
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        smpp = config.smpp
+        for sim in config.simulators:
+            if sim.carrier == args.carrier:
+                base = {f: getattr(sim, f) for f in sim.__struct_fields__}
+                values = {**base, **values}
+    try:
+        settings = simulator_settings(**values)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return _run(_serve_sim(settings, smpp))
+
+
+async def _serve_sim(settings: Any, smpp: Any) -> int:
+    from carriers.smsc import SmscSimulator
+
+    sim = SmscSimulator(settings, smpp=smpp)
+    await sim.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        json.dumps({"event": "ready", "carrier": settings.carrier, "port": sim.port, "control_port": sim.control_port}),
+        flush=True,
+    )
+    await stop.wait()
+    await sim.stop()
+    print(json.dumps({"event": "stopped", **sim.stats()}), flush=True)
+    return 0
+
+
+# --- denpo check-config ---------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from engine.ops.config import check_config_file
+
+    problems = check_config_file(args.path)
+    if not problems:
+        print(f"{args.path}: ok")
+        return 0
+    print(f"{args.path}: {len(problems)} problem(s)", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+# --- denpo text -----------------------------------------------------------------------
+# Implemented by engine.text (its own parser, so usage errors also come out as JSON).
+
+
+# --- denpo bench ----------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench import _harness
+
+    argv = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "bench" else [args.mode]
+    if args.mode == "codec":
+        from bench.codec_bench import run
+
+        figures = run(repeats=args.repeats, seconds=args.seconds)
+        figures.update({f"bench_{k}": v for k, v in _harness.self_usage().items()})
+    elif args.mode == "sim":
+        from bench.sim_bench import run
+
+        figures = _run(
+            run(count=args.count, window=args.window, binds=args.binds, receipts=not args.no_receipts, carrier=args.carrier, dlr_delay_ms=args.dlr_delay_ms)
+        )
+    elif args.mode == "text":
+        from bench.text_bench import run
+
+        figures = run(repeats=args.repeats, seconds=args.seconds)
+        figures.update({f"bench_{k}": v for k, v in _harness.self_usage().items()})
+    else:  # pragma: no cover - argparse restricts the choices
+        raise AssertionError(args.mode)
+    _harness.finish(args.mode, figures, argv=argv)
+    return 0
+
+
+# --- denpo sim-demo -------------------------------------------------------------------
+
+
+def cmd_sim_demo(args: argparse.Namespace) -> int:
+    from carriers.demo import run_demo
+
+    return _run(run_demo(dlr_delay_ms=args.dlr_delay_ms))
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.ops.config import CARRIERS
+
+    parser = argparse.ArgumentParser(prog="denpo", description="SMS dispatch engine for the Japanese carriers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sim", help="run one carrier's SMSC simulator (SMPP 3.4 over TCP)")
+    p.add_argument("--carrier", required=True, choices=CARRIERS)
+    p.add_argument("--config", help="take this carrier's [[simulators]] entry from a config file; options override it")
+    _sim_options(p)
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 0 or print every problem")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_check_config)
+
+    from engine.text import add_text_arguments, run_text_command
+
+    p = sub.add_parser("text", help="print, as JSON, how a text would be sent to a carrier")
+    add_text_arguments(p)
+    p.set_defaults(func=run_text_command)
+
+    p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
+    p.add_argument("mode", choices=["codec", "sim", "text"])
+    p.add_argument("--repeats", type=int, default=5, help="codec/text: runs per figure (median reported)")
+    p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
+    p.add_argument("--count", type=int, default=200_000, help="sim: messages to submit")
+    p.add_argument("--window", type=int, default=100, help="sim: outstanding submits per bind")
+    p.add_argument("--binds", type=int, default=1, help="sim: transceiver binds")
+    p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
+    p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")
+    p.add_argument("--dlr-delay-ms", type=float, default=100.0, help="sim: receipt delay")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("sim-demo", help="start the four simulators in-process and send them a mixed batch")
+    p.add_argument("--dlr-delay-ms", type=float, default=200.0)
+    p.set_defaults(func=cmd_sim_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["text"]:
+        from engine.text import cli_main
+
+        return cli_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

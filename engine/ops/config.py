@@ -1,0 +1,331 @@
+"""denpo's configuration: TOML decoded into frozen, typed structures.
+
+Validated once, at start-up, then passed down; nothing reads the file again
+and nothing mutates the result.  Every problem is reported with its key path
+(``carriers.au.endpoints[0].port: expected int <= 65535, got 70000``) and all
+problems are reported at once, not the first one only — that is what
+``denpo check-config PATH`` prints.
+
+Adding a section: add a Struct here (``frozen=True, forbid_unknown_fields=True,
+kw_only=True``), a field for it on :class:`Config`, and, for rules that span
+several keys, a few lines in :func:`_cross_checks`.  The validator walks the
+annotations, so per-key checks (types, ranges, choices, unknown keys) need no
+code of their own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, Union
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "CarrierName",
+    "CARRIERS",
+    "LoggingSettings",
+    "SmppSettings",
+    "Endpoint",
+    "CarrierSettings",
+    "SimulatorSettings",
+    "Config",
+    "Problem",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "check_config_file",
+    "simulator_settings",
+]
+
+CarrierName = Literal["au", "docomo", "softbank", "rakuten"]
+CARRIERS: tuple[str, ...] = typing.get_args(CarrierName)
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PortOrAny = Annotated[int, Meta(ge=0, le=65535, description="0 picks a free port")]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Meta(ge=0.0)]
+Positive = Annotated[float, Meta(gt=0.0)]
+Count = Annotated[int, Meta(ge=1)]
+SystemId = Annotated[str, Meta(max_length=15)]
+Password = Annotated[str, Meta(max_length=8)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "text"] = "auto"
+    """auto = plain text on a terminal, JSON lines otherwise."""
+
+
+class SmppSettings(_Section):
+    """Defaults for every SMPP session (engine binds and simulators)."""
+
+    window: Annotated[int, Meta(ge=1, le=10_000)] = 100
+    response_timeout_s: Positive = 10.0
+    enquire_link_interval_s: Positive = 30.0
+    inactivity_timeout_s: Positive | None = None
+    max_frame_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 65_536
+
+
+class Endpoint(_Section):
+    """One SMSC address the engine binds to."""
+
+    host: str
+    port: Port
+    system_id: SystemId
+    password: Password = ""
+    system_type: Annotated[str, Meta(max_length=12)] = ""
+
+
+class CarrierSettings(_Section):
+    endpoints: Annotated[list[Endpoint], Meta(min_length=1)]
+    bind_mode: Literal["transceiver", "transmitter_receiver"] = "transceiver"
+    binds: Annotated[int, Meta(ge=1, le=64)] = 1
+    window: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    """Overrides ``smpp.window`` for this carrier."""
+
+
+class SimulatorSettings(_Section):
+    """One carrier SMSC simulator (``denpo sim`` options, or ``[[simulators]]``)."""
+
+    carrier: CarrierName
+    host: str = "127.0.0.1"
+    port: PortOrAny = 2775
+    control_port: PortOrAny | None = None
+    """HTTP control endpoint (stats, MO injection, knobs); None = off."""
+    system_id: SystemId | None = None
+    password: Password | None = None
+    """With neither system_id nor password set, any credentials bind."""
+    dlr_delay_ms: NonNegative = 100.0
+    dlr_spread_ms: NonNegative = 0.0
+    """Each receipt waits dlr_delay_ms plus a uniform 0..dlr_spread_ms."""
+    message_id_style: Literal["decimal", "hex"] | None = None
+    """None = the carrier profile's style."""
+    receipt_id_style: Literal["same", "decimal", "hex"] = "same"
+    """How the receipt text's id: field writes the id (the TLV always carries it as in the response)."""
+    throughput_cap: NonNegative = 0.0
+    """Submits per second accepted before ESME_RTHROTTLED; 0 = no cap."""
+    throttle_burst: Annotated[int, Meta(ge=0)] = 0
+    """Token-bucket depth of the cap; 0 = a tenth of a second's worth (at least 1)."""
+    queue_full_rate: Probability = 0.0
+    reject_rate: Probability = 0.0
+    reject_status: Annotated[int, Meta(ge=1, le=0xFFFFFFFF)] = 0x45
+    receipt_drop_rate: Probability = 0.0
+    undeliverable_rate: Probability = 0.0
+    expired_rate: Probability = 0.0
+    partial_failure_rate: Probability | None = None
+    """Share of multi-part messages with some parts failed; None = the carrier profile's default."""
+    disconnect_after: Annotated[int, Meta(ge=0)] = 0
+    """Drop each connection after it received this many PDUs; 0 = never."""
+    response_delay_ms: NonNegative = 0.0
+    window: Annotated[int, Meta(ge=1, le=10_000)] = 100
+    """Outstanding deliver_sm per connection."""
+    enquire_link_interval_s: Positive = 30.0
+    seed: int | None = None
+    track_numbers: Annotated[int, Meta(ge=0)] = 100_000
+    """How many destination numbers keep their submit times for the stats; 0 = none."""
+    max_pending_receipts: Annotated[int, Meta(ge=1)] = 1_000_000
+    stats_file: str | None = None
+    message_id_base: Annotated[int, Meta(ge=0)] | None = None
+    """First message id; None = derived from the wall clock, so ids stay unique across restarts."""
+
+
+class Config(_Section):
+    logging: LoggingSettings = LoggingSettings()
+    smpp: SmppSettings = SmppSettings()
+    carriers: dict[CarrierName, CarrierSettings] = {}
+    simulators: list[SimulatorSettings] = []
+
+
+# --- validation -------------------------------------------------------------------
+
+
+class Problem(NamedTuple):
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ValueError):
+    """The configuration has problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[Problem], source: str = "<config>") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _choices(tp: Any) -> tuple[Any, ...]:
+    """The allowed values when ``tp`` is (an optional or annotated) Literal."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return typing.get_args(tp)
+    if origin in (Annotated, Union, types.UnionType):
+        return tuple(c for arm in typing.get_args(tp) for c in _choices(arm))
+    return ()
+
+
+def _leaf_message(exc: msgspec.ValidationError, value: Any = None, tp: Any = None) -> str:
+    text = str(exc).split(" - at `", 1)[0]
+    choices = _choices(tp) if tp is not None else ()
+    if choices and text.startswith("Invalid enum value"):
+        return f"must be one of {', '.join(repr(c) for c in choices)}; got {value!r}"
+    text = text.replace("Expected", "expected", 1).replace("`", "")
+    if "got" not in text:
+        text += f", got {value!r}"
+    return text
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _walk(value: Any, tp: Any, path: str, problems: list[Problem]) -> None:
+    """Report every problem of ``value`` against type ``tp`` (structure first, then leaves)."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base = typing.get_args(tp)[0]
+        if _is_struct(base) or typing.get_origin(base) in (list, dict):
+            _walk(value, base, path, problems)
+            if problems and problems[-1].path.startswith(path):
+                return
+        try:
+            msgspec.convert(value, tp)
+        except msgspec.ValidationError as exc:
+            problems.append(Problem(path, _leaf_message(exc, value, tp)))
+        return
+    if _is_struct(tp):
+        if not isinstance(value, dict):
+            problems.append(Problem(path, f"expected a table, got {type(value).__name__}"))
+            return
+        fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
+        for key in value:
+            if key not in fields:
+                hint = difflib.get_close_matches(key, list(fields), n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                problems.append(Problem(_join(path, key), f"unknown key{extra}"))
+        for key, field in fields.items():
+            if key in value:
+                _walk(value[key], field.type, _join(path, key), problems)
+            elif field.required:
+                problems.append(Problem(_join(path, key), "missing (required)"))
+        return
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            problems.append(Problem(path, f"expected an array, got {type(value).__name__}"))
+            return
+        (item_tp, *_rest) = typing.get_args(tp)
+        for i, item in enumerate(value):
+            _walk(item, item_tp, _join(path, i), problems)
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(Problem(path, f"expected a table, got {type(value).__name__}"))
+            return
+        key_tp, value_tp = typing.get_args(tp)
+        for key, item in value.items():
+            try:
+                msgspec.convert(key, key_tp)
+            except msgspec.ValidationError as exc:
+                problems.append(Problem(_join(path, key), f"not a valid key: {_leaf_message(exc, key, key_tp)}"))
+                continue
+            _walk(item, value_tp, _join(path, key), problems)
+        return
+    if origin in (Union, types.UnionType):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(arms) == 1:
+            _walk(value, arms[0], path, problems)
+            return
+    try:
+        msgspec.convert(value, tp)
+    except msgspec.ValidationError as exc:
+        problems.append(Problem(path, _leaf_message(exc, value, tp)))
+
+
+def _cross_checks(config: Config) -> list[Problem]:
+    """Rules that involve more than one key."""
+    problems: list[Problem] = []
+    seen_ports: dict[tuple[str, int], str] = {}
+    for i, sim in enumerate(config.simulators):
+        path = f"simulators[{i}]"
+        if (sim.system_id is None) != (sim.password is None):
+            problems.append(Problem(path, "set both system_id and password, or neither (then any credentials bind)"))
+        for key, port in (("port", sim.port), ("control_port", sim.control_port)):
+            if port:
+                where = (sim.host, port)
+                if where in seen_ports:
+                    problems.append(Problem(f"{path}.{key}", f"port {port} already used by {seen_ports[where]}"))
+                seen_ports[where] = f"{path}.{key}"
+    carriers = [sim.carrier for sim in config.simulators]
+    for carrier in set(carriers):
+        if carriers.count(carrier) > 1:
+            problems.append(Problem("simulators", f"carrier {carrier!r} has {carriers.count(carrier)} simulators; one each"))
+    return problems
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate already-parsed TOML data; raises :class:`ConfigError` listing every problem."""
+    problems: list[Problem] = []
+    _walk(data, Config, "", problems)
+    if problems:
+        raise ConfigError(problems, source)
+    config = msgspec.convert(data, Config)
+    problems = _cross_checks(config)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read: {exc.strerror or exc}")], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem("", f"not UTF-8: {exc}")], str(path)) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem("", f"TOML syntax: {exc}")], str(path)) from exc
+    return parse_config(data, str(path))
+
+
+def check_config_file(path: str | Path) -> list[Problem]:
+    """Every problem of the file at ``path``; empty when it is valid."""
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def simulator_settings(**values: Any) -> SimulatorSettings:
+    """Build simulator settings from keyword values, with the same checks as a file."""
+    data = {k: v for k, v in values.items() if v is not None}
+    problems: list[Problem] = []
+    _walk(data, SimulatorSettings, "", problems)
+    if problems:
+        raise ConfigError(problems, "simulator options")
+    settings = msgspec.convert(data, SimulatorSettings)
+    if (settings.system_id is None) != (settings.password is None):
+        raise ConfigError([Problem("", "give both --system-id and --password, or neither")], "simulator options")
+    return settings

@@ -1,0 +1,260 @@
+"""SMPP 3.4 numbers: command ids, command_status codes, TLV tags, field values.
+
+Sources: SMPP v3.4 Issue 1.2 §5.1.2 (Table 5-1), §5.1.3 (Table 5-2),
+§5.2 and §5.3.2 (Table 5-7).  The enums give names for logs and tests; the
+hot paths compare plain ints, so every enum member is also an ``int``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CommandId",
+    "Status",
+    "Tag",
+    "EsmClass",
+    "MessageState",
+    "DataCoding",
+    "Ton",
+    "Npi",
+    "RESPONSE_BIT",
+    "status_name",
+    "command_name",
+]
+
+RESPONSE_BIT = 0x80000000
+
+
+class CommandId(enum.IntEnum):
+    GENERIC_NACK = 0x80000000
+    BIND_RECEIVER = 0x00000001
+    BIND_RECEIVER_RESP = 0x80000001
+    BIND_TRANSMITTER = 0x00000002
+    BIND_TRANSMITTER_RESP = 0x80000002
+    QUERY_SM = 0x00000003
+    QUERY_SM_RESP = 0x80000003
+    SUBMIT_SM = 0x00000004
+    SUBMIT_SM_RESP = 0x80000004
+    DELIVER_SM = 0x00000005
+    DELIVER_SM_RESP = 0x80000005
+    UNBIND = 0x00000006
+    UNBIND_RESP = 0x80000006
+    REPLACE_SM = 0x00000007
+    REPLACE_SM_RESP = 0x80000007
+    CANCEL_SM = 0x00000008
+    CANCEL_SM_RESP = 0x80000008
+    BIND_TRANSCEIVER = 0x00000009
+    BIND_TRANSCEIVER_RESP = 0x80000009
+    OUTBIND = 0x0000000B
+    ENQUIRE_LINK = 0x00000015
+    ENQUIRE_LINK_RESP = 0x80000015
+    SUBMIT_MULTI = 0x00000021
+    SUBMIT_MULTI_RESP = 0x80000021
+    ALERT_NOTIFICATION = 0x00000102
+    DATA_SM = 0x00000103
+    DATA_SM_RESP = 0x80000103
+
+
+class Status(enum.IntEnum):
+    """command_status values (all carry the ESME_ prefix in the spec)."""
+
+    ESME_ROK = 0x00000000
+    ESME_RINVMSGLEN = 0x00000001
+    ESME_RINVCMDLEN = 0x00000002
+    ESME_RINVCMDID = 0x00000003
+    ESME_RINVBNDSTS = 0x00000004
+    ESME_RALYBND = 0x00000005
+    ESME_RINVPRTFLG = 0x00000006
+    ESME_RINVREGDLVFLG = 0x00000007
+    ESME_RSYSERR = 0x00000008
+    ESME_RINVSRCADR = 0x0000000A
+    ESME_RINVDSTADR = 0x0000000B
+    ESME_RINVMSGID = 0x0000000C
+    ESME_RBINDFAIL = 0x0000000D
+    ESME_RINVPASWD = 0x0000000E
+    ESME_RINVSYSID = 0x0000000F
+    ESME_RCANCELFAIL = 0x00000011
+    ESME_RREPLACEFAIL = 0x00000013
+    ESME_RMSGQFUL = 0x00000014
+    ESME_RINVSERTYP = 0x00000015
+    ESME_RINVNUMDESTS = 0x00000033
+    ESME_RINVDLNAME = 0x00000034
+    ESME_RINVDESTFLAG = 0x00000040
+    ESME_RINVSUBREP = 0x00000042
+    ESME_RINVESMCLASS = 0x00000043
+    ESME_RCNTSUBDL = 0x00000044
+    ESME_RSUBMITFAIL = 0x00000045
+    ESME_RINVSRCTON = 0x00000048
+    ESME_RINVSRCNPI = 0x00000049
+    ESME_RINVDSTTON = 0x00000050
+    ESME_RINVDSTNPI = 0x00000051
+    ESME_RINVSYSTYP = 0x00000053
+    ESME_RINVREPFLAG = 0x00000054
+    ESME_RINVNUMMSGS = 0x00000055
+    ESME_RTHROTTLED = 0x00000058
+    ESME_RINVSCHED = 0x00000061
+    ESME_RINVEXPIRY = 0x00000062
+    ESME_RINVDFTMSGID = 0x00000063
+    ESME_RX_T_APPN = 0x00000064
+    ESME_RX_P_APPN = 0x00000065
+    ESME_RX_R_APPN = 0x00000066
+    ESME_RQUERYFAIL = 0x00000067
+    ESME_RINVOPTPARSTREAM = 0x000000C0
+    ESME_ROPTPARNOTALLWD = 0x000000C1
+    ESME_RINVPARLEN = 0x000000C2
+    ESME_RMISSINGOPTPARAM = 0x000000C3
+    ESME_RINVOPTPARAMVAL = 0x000000C4
+    ESME_RDELIVERYFAILURE = 0x000000FE
+    ESME_RUNKNOWNERR = 0x000000FF
+
+
+class Tag(enum.IntEnum):
+    """Optional parameter (TLV) tags, SMPP 3.4 Table 5-7."""
+
+    DEST_ADDR_SUBUNIT = 0x0005
+    DEST_NETWORK_TYPE = 0x0006
+    DEST_BEARER_TYPE = 0x0007
+    DEST_TELEMATICS_ID = 0x0008
+    SOURCE_ADDR_SUBUNIT = 0x000D
+    SOURCE_NETWORK_TYPE = 0x000E
+    SOURCE_BEARER_TYPE = 0x000F
+    SOURCE_TELEMATICS_ID = 0x0010
+    QOS_TIME_TO_LIVE = 0x0017
+    PAYLOAD_TYPE = 0x0019
+    ADDITIONAL_STATUS_INFO_TEXT = 0x001D
+    RECEIPTED_MESSAGE_ID = 0x001E
+    MS_MSG_WAIT_FACILITIES = 0x0030
+    PRIVACY_INDICATOR = 0x0201
+    SOURCE_SUBADDRESS = 0x0202
+    DEST_SUBADDRESS = 0x0203
+    USER_MESSAGE_REFERENCE = 0x0204
+    USER_RESPONSE_CODE = 0x0205
+    SOURCE_PORT = 0x020A
+    DESTINATION_PORT = 0x020B
+    SAR_MSG_REF_NUM = 0x020C
+    LANGUAGE_INDICATOR = 0x020D
+    SAR_TOTAL_SEGMENTS = 0x020E
+    SAR_SEGMENT_SEQNUM = 0x020F
+    SC_INTERFACE_VERSION = 0x0210
+    CALLBACK_NUM_PRES_IND = 0x0302
+    CALLBACK_NUM_ATAG = 0x0303
+    NUMBER_OF_MESSAGES = 0x0304
+    CALLBACK_NUM = 0x0381
+    DPF_RESULT = 0x0420
+    SET_DPF = 0x0421
+    MS_AVAILABILITY_STATUS = 0x0422
+    NETWORK_ERROR_CODE = 0x0423
+    MESSAGE_PAYLOAD = 0x0424
+    DELIVERY_FAILURE_REASON = 0x0425
+    MORE_MESSAGES_TO_SEND = 0x0426
+    MESSAGE_STATE = 0x0427
+    USSD_SERVICE_OP = 0x0501
+    DISPLAY_TIME = 0x1201
+    SMS_SIGNAL = 0x1203
+    MS_VALIDITY = 0x1204
+    ALERT_ON_MESSAGE_DELIVERY = 0x130C
+    ITS_REPLY_TYPE = 0x1380
+    ITS_SESSION_INFO = 0x1383
+
+
+class EsmClass(enum.IntFlag):
+    """esm_class bits (§5.2.12)."""
+
+    DEFAULT = 0x00
+    DATAGRAM = 0x01
+    FORWARD = 0x02
+    STORE_AND_FORWARD = 0x03
+    TYPE_MASK = 0x3C
+    SMSC_DELIVERY_RECEIPT = 0x04
+    SME_DELIVERY_ACK = 0x08
+    SME_MANUAL_ACK = 0x10
+    INTERMEDIATE_NOTIFICATION = 0x20
+    UDHI = 0x40
+    REPLY_PATH = 0x80
+
+
+class MessageState(enum.IntEnum):
+    """message_state values (§5.2.28) with their Appendix B ``stat`` words."""
+
+    ENROUTE = 1
+    DELIVERED = 2
+    EXPIRED = 3
+    DELETED = 4
+    UNDELIVERABLE = 5
+    ACCEPTED = 6
+    UNKNOWN = 7
+    REJECTED = 8
+
+    @property
+    def stat(self) -> str:
+        return _STAT_WORDS[self]
+
+
+_STAT_WORDS = {
+    MessageState.ENROUTE: "ENROUTE",
+    MessageState.DELIVERED: "DELIVRD",
+    MessageState.EXPIRED: "EXPIRED",
+    MessageState.DELETED: "DELETED",
+    MessageState.UNDELIVERABLE: "UNDELIV",
+    MessageState.ACCEPTED: "ACCEPTD",
+    MessageState.UNKNOWN: "UNKNOWN",
+    MessageState.REJECTED: "REJECTD",
+}
+
+
+class DataCoding(enum.IntEnum):
+    SMSC_DEFAULT = 0x00
+    IA5 = 0x01
+    OCTET_UNSPECIFIED_2 = 0x02
+    LATIN1 = 0x03
+    OCTET_UNSPECIFIED = 0x04
+    JIS = 0x05
+    CYRILLIC = 0x06
+    HEBREW = 0x07
+    UCS2 = 0x08
+    PICTOGRAM = 0x09
+    ISO2022JP = 0x0A
+    EXTENDED_KANJI = 0x0D
+    KS_C_5601 = 0x0E
+
+
+class Ton(enum.IntEnum):
+    UNKNOWN = 0
+    INTERNATIONAL = 1
+    NATIONAL = 2
+    NETWORK_SPECIFIC = 3
+    SUBSCRIBER = 4
+    ALPHANUMERIC = 5
+    ABBREVIATED = 6
+
+
+class Npi(enum.IntEnum):
+    UNKNOWN = 0
+    ISDN = 1
+    DATA = 3
+    TELEX = 4
+    LAND_MOBILE = 6
+    NATIONAL = 8
+    PRIVATE = 9
+    ERMES = 10
+    INTERNET = 14
+    WAP = 18
+
+
+_STATUS_NAMES = {int(s): s.name for s in Status}
+_COMMAND_NAMES = {int(c): c.name.lower() for c in CommandId}
+
+
+def status_name(code: int) -> str:
+    """``ESME_RTHROTTLED`` for 0x58; vendor and reserved codes as ``0x00000400``."""
+    name = _STATUS_NAMES.get(code)
+    if name is not None:
+        return name
+    if 0x400 <= code <= 0x4FF:
+        return f"vendor_0x{code:08X}"
+    return f"0x{code:08X}"
+
+
+def command_name(command_id: int) -> str:
+    return _COMMAND_NAMES.get(command_id, f"0x{command_id:08X}")
