@@ -77,6 +77,14 @@ class _TlvStreamError(ValueError):
     """The optional-parameter part of a body does not parse."""
 
 
+class _FieldError(ValueError):
+    """A mandatory field holds a value the spec gives its own status for."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 # --- TLVs -----------------------------------------------------------------------
 
 # kind per standard tag: "u8", "u16", "u32", "cstr", "octets", "nec" (network_error_code)
@@ -232,6 +240,8 @@ def _decode_dests(b: bytes, p: int, end: int) -> tuple[tuple[SmeAddress | Distri
     p += 1
     dests: list[SmeAddress | DistributionList] = []
     for _ in range(count):
+        if p >= end:
+            raise ValueError("dest_address list overruns command_length")
         flag = b[p]
         if flag == 1:
             ton = b[p + 1]
@@ -242,7 +252,7 @@ def _decode_dests(b: bytes, p: int, end: int) -> tuple[tuple[SmeAddress | Distri
             z = b.index(0, p + 1, end)
             dests.append(DistributionList(b[p + 1 : z].decode("latin-1")))
         else:
-            raise ValueError(f"dest_flag {flag} is neither 1 (SME) nor 2 (distribution list)")
+            raise _FieldError(f"dest_flag {flag} is neither 1 (SME) nor 2 (distribution list)", Status.ESME_RINVDESTFLAG)
         p = z + 1
     return tuple(dests), p
 
@@ -271,6 +281,8 @@ def _decode_unsuccess(b: bytes, p: int, end: int) -> tuple[tuple[UnsuccessSme, .
     p += 1
     items = []
     for _ in range(count):
+        if p + 2 > end:
+            raise ValueError("unsuccess_sme list overruns command_length")
         ton = b[p]
         npi = b[p + 1]
         z = b.index(0, p + 2, end)
@@ -376,8 +388,10 @@ def _encoder_source(cls: type[Pdu]) -> str:
             lines.append(f"    if {var}:")
             lines.append(f"        {var} = {var}.encode('latin-1')")
             lines.append(f"        if len({var}) > {kind.size - 1} or 0 in {var}: _too_long({fname!r}, pdu.{fname}, {kind.size})")
-            lines.append("    else:")
+            lines.append(f"    elif {var} == '':")
             lines.append(f"        {var} = b''")
+            lines.append("    else:")
+            lines.append(f"        _not_text({fname!r}, {var})")
             fmt.append("%s\\x00")
             values.append(var)
         elif isinstance(kind, Time):
@@ -385,8 +399,10 @@ def _encoder_source(cls: type[Pdu]) -> str:
             lines.append(f"    if {var}:")
             lines.append(f"        {var} = {var}.encode('latin-1')")
             lines.append(f"        if len({var}) != 16 or 0 in {var}: _bad_time({fname!r}, pdu.{fname})")
-            lines.append("    else:")
+            lines.append(f"    elif {var} == '':")
             lines.append(f"        {var} = b''")
+            lines.append("    else:")
+            lines.append(f"        _not_text({fname!r}, {var})")
             fmt.append("%s\\x00")
             values.append(var)
         elif isinstance(kind, Int) and kind.size == 1:
@@ -426,6 +442,10 @@ def _bad_time(field: str, value: Any) -> None:
     raise SmppEncodeError(f"{field}: empty or 16 characters (YYMMDDhhmmsstnnp), got {value!r}")
 
 
+def _not_text(field: str, value: Any) -> None:
+    raise SmppEncodeError(f"{field}: expected str, got {type(value).__name__} {value!r}")
+
+
 def _too_long_sm(length: int) -> None:
     raise SmppEncodeError(f"short_message: at most 254 octets (use message_payload), got {length}")
 
@@ -446,6 +466,7 @@ def _compile() -> tuple[dict[int, Callable[..., Pdu]], dict[type[Pdu], Callable[
         "_too_long": _too_long,
         "_bad_time": _bad_time,
         "_too_long_sm": _too_long_sm,
+        "_not_text": _not_text,
     }
     namespace.update({cls.__name__: cls for cls in PDU_TYPES})
     decoders: dict[int, Callable[..., Pdu]] = {}
@@ -496,6 +517,8 @@ def _decode_frame(b: bytes, start: int, end: int) -> Pdu:
         raise SmppProtocolError(
             str(exc), sequence_number=seq, command_id=cmd, status=Status.ESME_RINVOPTPARSTREAM
         ) from None
+    except _FieldError as exc:
+        raise SmppProtocolError(str(exc), sequence_number=seq, command_id=cmd, status=exc.status) from None
     except (IndexError, ValueError, struct.error) as exc:
         raise SmppProtocolError(
             f"body does not fit command_length: {exc}", sequence_number=seq, command_id=cmd
@@ -587,10 +610,12 @@ class PduDecoder:
             if avail >= 4:
                 (length,) = _U32.unpack_from(b, pos)
                 self._guard(length, b, pos)
-            self._stash(b, pos, HEADER_SIZE)
+                self._stash(b, pos, HEADER_SIZE)
+            else:
+                self._stash(b, pos, 4)  # the length field decides whether the stream is sane
             return None
         length, cmd, status, seq = _unpack_header(b, pos)
-        if length > avail or length < HEADER_SIZE:
+        if length > avail or length < HEADER_SIZE or length > self.max_frame:
             self._guard(length, b, pos)
             self._stash(b, pos, length)
             return None
