@@ -29,14 +29,26 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+class _BadRequest(Exception):
+    pass
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(body=orjson.dumps({"error": f"malformed JSON: {exc}"}), content_type="application/json")
+        raise _BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(body=orjson.dumps({"error": "expected a JSON object"}), content_type="application/json")
+        raise _BadRequest("expected a JSON object")
     return data
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _BadRequest as exc:
+        return _json({"error": str(exc)}, 400)
 
 
 def _app(sim: "SmscSimulator") -> web.Application:
@@ -79,7 +91,7 @@ def _app(sim: "SmscSimulator") -> web.Application:
     async def disconnect(request: web.Request) -> web.Response:
         return _json({"dropped": sim.disconnect_all()})
 
-    app = web.Application()
+    app = web.Application(middlewares=[_errors])
     app.add_routes(routes)
     return app
 

@@ -40,6 +40,7 @@ import collections
 import heapq
 import itertools
 import json
+import math
 import os
 import random
 import struct
@@ -170,8 +171,8 @@ class _Message:
     concatenated message, or any message to a paced (au) number."""
 
     __slots__ = (
-        "key", "number", "total", "seen", "parts_seen", "open_receipts", "state", "err",
-        "failing", "characters", "rejected", "paced", "send_receipts", "created",
+        "key", "number", "total", "seen", "parts_seen", "parts_refused", "open_receipts", "state", "err",
+        "failing", "characters", "rejected", "paced", "send_receipts", "created", "last_end",
     )
 
     def __init__(self, key: Any, number: str, total: int, now: float) -> None:
@@ -180,6 +181,8 @@ class _Message:
         self.total = total
         self.seen = 0
         self.parts_seen = 0  # bit n set: part n arrived
+        self.parts_refused = 0  # bit n set: part n was refused for good
+        self.last_end: float | None = None  # when the last receipt of this message was sent
         self.open_receipts = 0  # parts whose receipt has not been sent (or ended) yet
         self.state = _DELIVERED
         self.err = 0
@@ -604,7 +607,7 @@ class SmscSimulator:
     def _throttled(self, now: float) -> bool:
         tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._cap)
         self._tokens_at = now
-        if tokens >= 1.0:
+        if tokens >= 0.999:  # a sender at exactly the cap must not lose to clock rounding
             self._tokens = tokens - 1.0
             return False
         self._tokens = tokens
@@ -621,9 +624,6 @@ class SmscSimulator:
         if s.queue_full_rate and rng.random() < s.queue_full_rate:
             counters["queue_full"] += 1
             return Status.ESME_RMSGQFUL, ""
-        if s.reject_rate and rng.random() < s.reject_rate:
-            counters["rejected"] += 1
-            return s.reject_status, ""
         tlvs = pdu.tlvs
         if payload is None and tlvs and _T_PAYLOAD in tlvs:
             if body:
@@ -635,50 +635,63 @@ class SmscSimulator:
         except ValueError:
             counters["bad_concatenation"] += 1
             return Status.ESME_RSUBMITFAIL, ""
+        refuse = bool(s.reject_rate) and rng.random() < s.reject_rate
         units = count_characters(text, pdu.data_coding)
         number = pdu.destination_addr
         part = 1
         if info is None:
+            if refuse:
+                counters["rejected"] += 1
+                return s.reject_status, ""
             if units > self.profile.max_characters:
                 counters["too_long"] += 1
                 return Status.ESME_RINVMSGLEN, ""
-            message = self._new_message(None, number, 1, now) if self._pacing is not None else None
+            message = self._new_message(None, number, 1, now, pdu.registered_delivery) if self._pacing is not None else None
             if message is None:
                 self._track(number, now)
         else:
             ref, total, part = info
             key = (pdu.source_addr, number, ref, total)
+            bit = 1 << part
             message = self._concat.get(key)
-            if message is not None and message.parts_seen & (1 << part):
+            if message is not None and (message.parts_seen | message.parts_refused) & bit:
                 # The same part again: the sender started the message over.
                 # The old one is complete with what it got.
                 message.total = message.seen
                 del self._concat[key]
-                if message.open_receipts == 0 and message.paced:
-                    self._close_paced(message, now, ended=False)
+                self._maybe_close(message)
                 message = None
             if message is None:
-                message = self._concat[key] = self._new_message(key, number, total, now)
-            if message.rejected:
-                counters["too_long"] += 1
-                return Status.ESME_RINVMSGLEN, ""
+                message = self._concat[key] = self._new_message(key, number, total, now, pdu.registered_delivery)
+            if refuse or message.rejected or message.characters + units > self.profile.max_characters:
+                message.parts_refused |= bit
+                if refuse:
+                    counters["rejected"] += 1
+                else:
+                    message.rejected = True  # too long: every later part is refused too
+                    counters["too_long"] += 1
+                if self._complete(message):
+                    del self._concat[key]
+                self._maybe_close(message)
+                return (s.reject_status if refuse else Status.ESME_RINVMSGLEN), ""
             message.characters += units
-            if message.characters > self.profile.max_characters:
-                message.rejected = True
-                counters["too_long"] += 1
-                if message.open_receipts == 0 and message.paced:
-                    self._close_paced(message, now, ended=False)
-                return Status.ESME_RINVMSGLEN, ""
-            message.parts_seen |= 1 << part
+            message.parts_seen |= bit
         if message is not None:
             message.seen += 1
-            if message.key is not None and message.seen >= message.total:
+            if message.key is not None and self._complete(message):
                 del self._concat[message.key]
         counters["accepted"] += 1
         self._next_id = n = self._next_id + 1  # type: ignore[operator]
         message_id = "%x" % n if self._hex_ids else str(n)
         self._schedule_receipt(st, pdu, message, part, message_id, n, text, now)
         return _ROK, message_id
+
+    @staticmethod
+    def _complete(message: _Message) -> bool:
+        """Every part of the message arrived or was refused (nothing more will come)."""
+        if message.rejected or message.seen >= message.total:
+            return True
+        return bin(message.parts_seen | message.parts_refused).count("1") >= message.total
 
     def _track(self, number: str, now: float) -> None:
         times = self._submit_times.get(number)
@@ -688,7 +701,7 @@ class SmscSimulator:
             times = self._submit_times[number] = collections.deque(maxlen=64)
         times.append(now)
 
-    def _new_message(self, key: Any, number: str, total: int, now: float) -> _Message:
+    def _new_message(self, key: Any, number: str, total: int, now: float, registered_delivery: int) -> _Message:
         message = _Message(key, number, total, now)
         self._track(number, now)
         if self._outcome_draws:
@@ -703,8 +716,11 @@ class SmscSimulator:
                 message.state, message.err = _UNDELIV, _VIOLATION_ERR
                 self.counters["violations"] += 1
                 self.violation_numbers.append(number)
-            self._au_open[number] = self._au_open.get(number, 0) + 1
-            message.paced = True
+            # Only a message the simulator will send a receipt for paces its number.
+            wanted = registered_delivery & 0x03
+            if wanted == 1 or (wanted == 2 and (message.state in _FAILED or message.failing)):
+                self._au_open[number] = self._au_open.get(number, 0) + 1
+                message.paced = True
         return message
 
     def _draw_outcome(self) -> tuple[bool, int, int]:
@@ -793,7 +809,7 @@ class SmscSimulator:
             receipt.released = True
             receipt.done_wall = now + self._wall_offset
             if not receipt.send:
-                self._part_ended(receipt, now)
+                self._part_ended(receipt, now, sent=False)
                 return False
             style = self._receipt_ids
             text_id = receipt.message_id if style == "same" else str(receipt.n) if style == "decimal" else "%x" % receipt.n
@@ -808,7 +824,7 @@ class SmscSimulator:
             self.counters["pending_overflow"] += 1
             if not receipt.part_sent:
                 receipt.part_sent = True
-                self._part_ended(receipt, self.now)
+                self._part_ended(receipt, self.now, sent=False)
             return
         queue = self._pending[receipt.system_id]
         if front:
@@ -845,7 +861,7 @@ class SmscSimulator:
                     if not receipt.part_sent:
                         receipt.part_sent = True
                         if receipt.message is not None:
-                            self._part_ended(receipt, now)
+                            self._part_ended(receipt, now, sent=True)
                 else:
                     sent_mo += 1
             if not queue:
@@ -856,15 +872,21 @@ class SmscSimulator:
         counters["receipts_sent"] += sent_receipts
         counters["mo_sent"] += sent_mo
 
-    def _part_ended(self, receipt: _Receipt, now: float) -> None:
+    def _part_ended(self, receipt: _Receipt, now: float, *, sent: bool) -> None:
         message = receipt.message
         if message is None:
             return
         message.open_receipts -= 1
-        if message.open_receipts == 0 and message.paced and (message.seen >= message.total or message.rejected):
-            self._close_paced(message, now, ended=True)
+        if sent:
+            message.last_end = now
+        self._maybe_close(message)
 
-    def _close_paced(self, message: _Message, now: float, *, ended: bool) -> None:
+    def _maybe_close(self, message: _Message) -> None:
+        """A paced message ends when every part arrived (or was refused) and every receipt went."""
+        if message.paced and message.open_receipts == 0 and self._complete(message):
+            self._close_paced(message)
+
+    def _close_paced(self, message: _Message) -> None:
         message.paced = False
         number = message.number
         left = self._au_open.get(number, 1) - 1
@@ -872,8 +894,8 @@ class SmscSimulator:
             self._au_open[number] = left
         else:
             self._au_open.pop(number, None)
-        if ended:
-            self._au_last_end[number] = now
+        if message.last_end is not None and message.last_end > self._au_last_end.get(number, -math.inf):
+            self._au_last_end[number] = message.last_end
 
     def _retry_later(self, receipt: _Receipt, now: float) -> None:
         due = now + _REQUEUE_DELAY
@@ -945,8 +967,8 @@ class SmscSimulator:
         for key in stale:
             message = self._concat.pop(key)
             self.counters["incomplete_messages"] += 1
-            if message.open_receipts == 0 and message.paced:
-                self._close_paced(message, now, ended=False)
+            message.total = message.seen  # what never came is not coming
+            self._maybe_close(message)
         self._housekeeping = self._loop.call_later(10.0, self._sweep)
 
     # --- stats ----------------------------------------------------------------------

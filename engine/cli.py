@@ -151,7 +151,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bench.sim_bench import run
 
         figures = _run(
-            run(count=args.count, window=args.window, binds=args.binds, receipts=not args.no_receipts, carrier=args.carrier, dlr_delay_ms=args.dlr_delay_ms)
+            run(count=args.count, window=args.window, binds=args.binds or 1, receipts=not args.no_receipts, carrier=args.carrier, dlr_delay_ms=args.dlr_delay_ms)
+        )
+    elif args.mode == "pool":
+        from bench.pool_bench import run
+
+        figures = _run(
+            run(
+                smsc=args.smsc, system_id=args.system_id, password=args.password, binds=args.binds or 4,
+                window=args.window, count=args.count, rate=args.rate, carrier=args.carrier,
+            )
         )
     elif args.mode == "text":
         from bench.text_bench import run
@@ -199,12 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "text"])
+    p.add_argument("mode", choices=["codec", "sim", "pool", "text"])
     p.add_argument("--repeats", type=int, default=5, help="codec/text: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
     p.add_argument("--count", type=int, default=200_000, help="sim: messages to submit")
     p.add_argument("--window", type=int, default=100, help="sim: outstanding submits per bind")
-    p.add_argument("--binds", type=int, default=1, help="sim: transceiver binds")
+    p.add_argument("--binds", type=int, default=None, help="sim/pool: transceiver binds (sim 1, pool 4)")
+    p.add_argument("--smsc", metavar="HOST:PORT", help="pool: the SMSC to drive (default: start a denpo sim)")
+    p.add_argument("--system-id", default="denpo", help="pool: bind credentials")
+    p.add_argument("--password", default="denpo", help="pool: bind credentials")
+    p.add_argument("--rate", type=float, default=None, help="pool: configured submits/s for the carrier")
     p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")
     p.add_argument("--dlr-delay-ms", type=float, default=100.0, help="sim: receipt delay")

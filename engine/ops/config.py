@@ -85,12 +85,41 @@ class Endpoint(_Section):
     system_type: Annotated[str, Meta(max_length=12)] = ""
 
 
+StatusClass = Literal["ok", "throttle", "transient", "session", "permanent"]
+
+
 class CarrierSettings(_Section):
+    """One carrier's SMPP pool: where to bind, how many binds, how fast."""
+
     endpoints: Annotated[list[Endpoint], Meta(min_length=1)]
+    """SMSC addresses; binds fail over to the next one when one cannot be reached."""
     bind_mode: Literal["transceiver", "transmitter_receiver"] = "transceiver"
     binds: Annotated[int, Meta(ge=1, le=64)] = 1
+    """Transceivers, or transmitter + receiver pairs."""
     window: Annotated[int, Meta(ge=1, le=10_000)] | None = None
     """Overrides ``smpp.window`` for this carrier."""
+    rate: Positive | None = None
+    """Contracted submits per second for the whole carrier; None = no limit (throttle feedback still applies)."""
+    burst: Annotated[int, Meta(ge=1)] = 1
+    """Token-bucket depth of ``rate``: 1 = strict spacing, never more than the rate in any second (±1)."""
+    bind_rate: Positive | None = None
+    """Submits per second per bind, if the contract also limits each bind."""
+    bind_burst: Annotated[int, Meta(ge=1)] = 1
+    retry_attempts: Annotated[int, Meta(ge=0, le=100)] = 5
+    """Re-sends after transient errors (ESME_RSYSERR, …) before the message fails."""
+    retry_base_s: Positive = 1.0
+    reconnect_base_s: Positive = 0.5
+    reconnect_cap_s: Positive = 30.0
+    bad_credentials_retry_s: Positive = 60.0
+    """A bind refused for its credentials is retried no sooner than this."""
+    connect_timeout_s: Positive = 10.0
+    drain_timeout_s: NonNegative = 10.0
+    """On shutdown, how long to wait for outstanding responses before unbinding."""
+    resend_fate_unknown: bool = True
+    """SPEC's re-sending rule: a submit whose response never came is sent again
+    (at-least-once) or, when False, left as fate unknown (``indefinite``)."""
+    status_overrides: dict[str, StatusClass] = {}
+    """command_status (decimal or 0x hex, e.g. "0x00000400") → class, for the carrier's own codes."""
 
 
 class SimulatorSettings(_Section):
@@ -273,6 +302,14 @@ def _cross_checks(config: Config) -> list[Problem]:
                 if where in seen_ports:
                     problems.append(Problem(f"{path}.{key}", f"port {port} already used by {seen_ports[where]}"))
                 seen_ports[where] = f"{path}.{key}"
+    for name, carrier in config.carriers.items():
+        for key in carrier.status_overrides:
+            try:
+                int(key, 0)
+            except ValueError:
+                problems.append(Problem(f"carriers.{name}.status_overrides.{key}", "not a command_status number (decimal or 0x hex)"))
+        if carrier.reconnect_cap_s < carrier.reconnect_base_s:
+            problems.append(Problem(f"carriers.{name}.reconnect_cap_s", "must be >= reconnect_base_s"))
     carriers = [sim.carrier for sim in config.simulators]
     for carrier in set(carriers):
         if carriers.count(carrier) > 1:

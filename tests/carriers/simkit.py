@@ -37,7 +37,10 @@ def now() -> float:
 
 @asynccontextmanager
 async def running(carrier: str = "docomo", *, wallclock: Any = None, **knobs: Any) -> AsyncIterator[SmscSimulator]:
-    """A started simulator on 127.0.0.1, a free port; stopped on exit."""
+    """A started simulator on 127.0.0.1, a free port; stopped on exit.  Seeded (0)
+    unless the test names a seed, so random defaults (docomo's partial failures)
+    are reproducible."""
+    knobs.setdefault("seed", 0)
     settings = simulator_settings(carrier=carrier, port=0, **knobs)
     extra = {"wallclock": wallclock} if wallclock is not None else {}
     sim = SmscSimulator(settings, **extra)

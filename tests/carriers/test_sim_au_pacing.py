@@ -94,7 +94,7 @@ async def test_parts_of_one_message_are_not_violations_of_each_other():
         assert {rid(p) for p in receipts} == {r.message_id for r in resps}
         assert all(fields(p)["stat"] == "DELIVRD" for p in receipts)
         assert sim.stats()["violations"] == 0
-        assert sim.submit_times(N) == [pytest.approx(sim.submit_times(N)[0])]  # one message, tracked once
+        assert len(sim.submit_times(N)) == 1  # one message, tracked once (its first part)
         await esme.close()
 
 
