@@ -809,6 +809,8 @@ class SmscSimulator:
             receipt.released = True
             receipt.done_wall = now + self._wall_offset
             if not receipt.send:
+                receipt.submit = None
+                receipt.text = b""
                 self._part_ended(receipt, now, sent=False)
                 return False
             style = self._receipt_ids
