@@ -162,6 +162,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 window=args.window, count=args.count, rate=args.rate, carrier=args.carrier,
             )
         )
+    elif args.mode == "limiter":
+        from bench.limiter_bench import run
+
+        try:
+            figures = _run(run(count=args.count))
+        except ImportError:
+            print("denpo bench limiter compares with aiolimiter: pip install aiolimiter (or '.[bench]')", file=sys.stderr)
+            return 2
     elif args.mode == "text":
         from bench.text_bench import run
 
@@ -208,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "pool", "text"])
+    p.add_argument("mode", choices=["codec", "sim", "pool", "text", "limiter"])
     p.add_argument("--repeats", type=int, default=5, help="codec/text: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
     p.add_argument("--count", type=int, default=200_000, help="sim: messages to submit")

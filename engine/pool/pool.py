@@ -33,7 +33,6 @@ import itertools
 import logging
 import math
 import random
-import time
 from typing import Any, Callable, Iterable, Protocol
 
 from engine.flow.backoff import Backoff, Histogram
@@ -158,6 +157,8 @@ class _Bind:
         self.last_error = ""
         self.counters: collections.Counter[str] = collections.Counter()
         self.latency = Histogram()
+        self.attempts: collections.deque[float] = collections.deque(maxlen=32)  # recent connect times
+        self.timed_out: list[Submission] = []  # submits whose deadline passed, until the drop hands them back
 
     # --- capacity ----------------------------------------------------------------
 
@@ -201,9 +202,12 @@ class _Bind:
                 counters["delivered"] += 1
                 pool.sink.delivered(pdu, self.name, now)
             elif kind is Timeout:
-                # A missed deadline means the link is dead: every outstanding
-                # submit goes back as fate unknown when the connection drops.
+                # A missed deadline means the link is dead: the timed-out submits
+                # and every other outstanding one go back as fate unknown, in send
+                # order, when the connection drops.
                 counters["timeouts"] += 1
+                timed_out = [e.context for e in events if type(e) is Timeout and e.command_id == _SUBMIT_SM]
+                self.timed_out.extend(timed_out)
                 self.last_error = f"no response to {CommandId(ev.command_id).name.lower()} within the deadline"
                 log.warning("carrier %s bind %s: %s; dropping the connection", pool.name, self.name, self.last_error)
                 conn.abort()
@@ -222,7 +226,8 @@ class _Bind:
         self.state = BindState.DOWN
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("connection lost while binding"))
-        lost = [ctx for _seq, cmd, ctx, _t in conn.session.abandon_outstanding() if cmd == _SUBMIT_SM]
+        lost = self.timed_out + [ctx for _seq, cmd, ctx, _t in conn.session.abandon_outstanding() if cmd == _SUBMIT_SM]
+        self.timed_out = []
         if was_up:
             self.counters["disconnects"] += 1
             if not pool._closing:
@@ -257,7 +262,7 @@ class CarrierPool:
         self._rng = rng or random.Random()
         self.window = settings.window or self.smpp.window
         self._overrides = {int(k, 0): Outcome(v) for k, v in settings.status_overrides.items()}
-        self._retry_backoff = Backoff(settings.retry_base_s, 2.0, 60.0, rng=self._rng)
+        self._retry_backoff = Backoff(settings.retry_base_s, 2.0, max(60.0, settings.retry_base_s), rng=self._rng)
         self._binds: list[_Bind] = []
         kinds = ["transceiver"] if settings.bind_mode == "transceiver" else ["transmitter", "receiver"]
         for i in range(settings.binds):
@@ -367,12 +372,14 @@ class CarrierPool:
         slow = Backoff(s.bad_credentials_retry_s, 2.0, max(s.bad_credentials_retry_s, s.reconnect_cap_s * 10), rng=self._rng)
         attempt = 0
         refused = 0
+        round_failures = 0
         loop = asyncio.get_running_loop()
         while not self._closing:
             endpoint = s.endpoints[bind.endpoint_index % len(s.endpoints)]
             bind.endpoint = endpoint
             bind.state = BindState.CONNECTING
             bind.counters["connect_attempts"] += 1
+            bind.attempts.append(self.clock())
             session = Session(
                 Role.ESME,
                 window=self.window,
@@ -385,7 +392,7 @@ class CarrierPool:
             try:
                 async with asyncio.timeout(s.connect_timeout_s):
                     _t, conn = await loop.create_connection(
-                        lambda: SmppConnection(session, bind, clock=self._clock), endpoint.host, endpoint.port
+                        lambda s=session: SmppConnection(s, bind, clock=self._clock), endpoint.host, endpoint.port
                     )
                 bind.conn = conn
                 bind.state = BindState.BINDING
@@ -403,10 +410,14 @@ class CarrierPool:
                 if bind.conn is not None:
                     bind.conn.abort()
                 bind.state = BindState.DOWN
-                delay = backoff.delay(attempt)
-                attempt += 1
-                if len(s.endpoints) > 1:
-                    bind.endpoint_index += 1  # fail over to the next SMSC
+                round_failures += 1
+                if round_failures < len(s.endpoints):
+                    delay = 0.0  # fail over to the next SMSC at once
+                else:
+                    delay = backoff.delay(attempt)  # every endpoint failed: back off
+                    attempt += 1
+                    round_failures = 0
+                bind.endpoint_index += 1
                 log.warning("carrier %s bind %s: cannot connect (%s); retry in %.1f s", self.name, bind.name, bind.last_error, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -428,7 +439,7 @@ class CarrierPool:
                     log.warning("carrier %s bind %s: %s; retry in %.1f s", self.name, bind.name, bind.last_error, delay)
                 await asyncio.sleep(delay)
                 continue
-            attempt = refused = 0
+            attempt = refused = round_failures = 0
             bind.state = BindState.UP
             bind.counters["binds"] += 1
             bind.last_error = ""

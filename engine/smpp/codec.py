@@ -427,7 +427,7 @@ def _encoder_source(cls: type[Pdu]) -> str:
             raise TypeError(f"{name}.{fname}: unknown wire kind {kind!r}")
     if fmt:
         lines.append(f"    body = b'{''.join(fmt)}' % ({''.join(v + ', ' for v in values)})")
-        lines.append(f"    if pdu.tlvs: body += _encode_tlvs(pdu.tlvs)")
+        lines.append("    if pdu.tlvs: body += _encode_tlvs(pdu.tlvs)")
     else:
         lines.append("    body = _encode_tlvs(pdu.tlvs) if pdu.tlvs else b''")
     lines.append(f"    return _pack_header(16 + len(body), {cmd}, pdu.command_status, pdu.sequence_number) + body")

@@ -39,9 +39,6 @@ from engine.smpp.constants import RESPONSE_BIT, CommandId, Status
 from engine.smpp.errors import SmppProtocolError, SmppStateError, WindowFull
 from engine.smpp.pdu import (
     PDU_TYPES,
-    BindReceiverResp,
-    BindTransceiverResp,
-    BindTransmitterResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -478,10 +475,11 @@ class Session:
         events: list[Event] = []
         outstanding = self._outstanding
         if outstanding:
-            limit = now - self.response_timeout
+            timeout = self.response_timeout
             expired = []
             for seq, (sent_at, cmd, context) in outstanding.items():
-                if sent_at > limit:
+                # the same expression as next_deadline(): no rounding gap between them
+                if sent_at + timeout > now:
                     break  # insertion order is send order, so deadlines are sorted
                 expired.append((seq, cmd, context, sent_at))
             for seq, cmd, context, sent_at in expired:

@@ -463,3 +463,16 @@ def test_frames_split_across_reads_are_reassembled() -> None:
     for i in range(len(data)):
         events += smsc.receive_data(data[i : i + 1], 1.0)
     assert [e.pdu.sequence_number for e in events] == [2, 3, 4, 5]
+
+
+def test_deadline_and_expiry_agree_despite_float_rounding() -> None:
+    # 0.1 + 10.0 - 10.0 != 0.1: an expiry test written as "sent_at <= now - timeout"
+    # would keep a timer firing at next_deadline() forever.
+    esme, _ = pair(response_timeout=10.0, enquire_link_interval=None)
+    sent = 0.30000000000000004
+    esme.send(SubmitSm(), sent)
+    deadline = esme.next_deadline()
+    assert deadline is not None
+    (ev,) = esme.handle_timers(deadline)
+    assert isinstance(ev, Timeout)
+    assert esme.next_deadline() is None
