@@ -192,15 +192,20 @@ class _Bind:
             elif kind is Request:
                 pdu = ev.pdu
                 cmd = pdu.command_id
-                if cmd == _DELIVER_SM:
-                    conn.send(DeliverSmResp(sequence_number=pdu.sequence_number))
-                elif cmd == _DATA_SM:
-                    conn.send(DataSmResp(sequence_number=pdu.sequence_number))
-                else:
+                if cmd != _DELIVER_SM and cmd != _DATA_SM:
                     counters["requests_ignored"] += 1
                     continue
-                counters["delivered"] += 1
-                pool.sink.delivered(pdu, self.name, now)
+                status = 0
+                try:
+                    pool.sink.delivered(pdu, self.name, now)
+                    counters["delivered"] += 1
+                except Exception:  # noqa: BLE001 - never lose a receipt to our own bug
+                    # The carrier keeps it and delivers it again (Kannel does the same).
+                    log.exception("carrier %s bind %s: the consumer refused a deliver_sm; answering ESME_RX_T_APPN", pool.name, self.name)
+                    counters["delivered_refused"] += 1
+                    status = Status.ESME_RX_T_APPN
+                resp = DeliverSmResp if cmd == _DELIVER_SM else DataSmResp
+                conn.send(resp(sequence_number=pdu.sequence_number, command_status=status))
             elif kind is Timeout:
                 # A missed deadline means the link is dead: the timed-out submits
                 # and every other outstanding one go back as fate unknown, in send

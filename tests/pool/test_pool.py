@@ -433,3 +433,22 @@ def test_bind_failures_are_logged_loudly(caplog: pytest.LogCaptureFixture) -> No
     with caplog.at_level(logging.ERROR, logger="denpo.pool"):
         asyncio.run(scenario())
     assert any("ESME_RINVPASWD" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
+
+
+@pytest.mark.looptime
+async def test_a_consumer_that_raises_gets_the_receipt_again_later() -> None:
+    class Flaky(Sink):
+        def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+            if not getattr(self, "raised", False):
+                self.raised = True
+                raise RuntimeError("store unavailable")
+            super().delivered(pdu, bind, now)
+
+    async with SmscSimulator(simulator_settings(carrier="docomo", port=0, dlr_delay_ms=10)) as sim:
+        sink = Flaky(total=1)
+        pool = CarrierPool("docomo", settings(sim.port, binds=1), sink)
+        async with pool:
+            pool.source.put(submission(1))
+            await wait_until(lambda: len(sink.receipts) == 1)
+            assert pool.binds_up == 1  # the connection survived
+        assert sim.stats()["deliver_nacked"] == 1 and sim.stats()["receipts_acked"] == 1
