@@ -26,6 +26,10 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "StoreSettings",
+    "EngineSettings",
+    "AccountSettings",
+    "LookupSettings",
     "CarrierName",
     "CARRIERS",
     "LoggingSettings",
@@ -118,6 +122,11 @@ class CarrierSettings(_Section):
     resend_fate_unknown: bool = True
     """SPEC's re-sending rule: a submit whose response never came is sent again
     (at-least-once) or, when False, left as fate unknown (``indefinite``)."""
+    pacing_interval_s: NonNegative | None = None
+    """Per-number pacing: a further message to a number this long after the previous one ended.
+    None = the carrier's rule (au: 12 s, others: off); 0 = off."""
+    id_scheme: Literal["auto", "string", "hex", "decimal", "hex_to_decimal"] = "auto"
+    """How submit responses and receipts write message ids (see engine.dlr.ids)."""
     status_overrides: dict[str, StatusClass] = {}
     """command_status (decimal or 0x hex, e.g. "0x00000400") → class, for the carrier's own codes."""
 
@@ -167,9 +176,49 @@ class SimulatorSettings(_Section):
     """First message id; None = derived from the wall clock, so ids stay unique across restarts."""
 
 
+class StoreSettings(_Section):
+    path: str = "var/denpo.db"
+    """SQLite file (WAL mode); relative paths are under the data directory's parent (the working directory)."""
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """NORMAL: a committed message survives the process being killed; FULL: also a power loss."""
+
+
+class EngineSettings(_Section):
+    backlog_limit: Count = 1_000_000
+    """Messages accepted but not yet submitted; above it new ones are refused with a temporary error."""
+    working_set: Count = 50_000
+    """Queued messages kept in memory per carrier; the rest wait in the store."""
+    receipt_timeout_s: Positive = 3600.0
+    """A submitted message without (all) its final receipts by then becomes indefinite."""
+    default_validity_s: Positive | None = None
+    """Validity for messages that give none; None = no limit."""
+    events_buffer: Count = 100_000
+    """Status events kept for engine.events() consumers that fall behind (oldest dropped, counted)."""
+
+
+class AccountSettings(_Section):
+    senders: dict[CarrierName, list[Annotated[str, Meta(min_length=1, max_length=20)]]] = {}
+    """Registered sender display numbers per carrier; the first is the default."""
+    weight: Annotated[int, Meta(ge=1, le=1000)] = 1
+    """Share of a carrier's sending capacity when several accounts have backlogs (deficit round robin)."""
+
+
+class LookupSettings(_Section):
+    file: str | None = None
+    """CSV of ``number,carrier`` lines (as from a portability database)."""
+    prefix_fallback: bool = False
+    """Guess the carrier from the number's prefix when the file has no entry (numbers are portable: a guess)."""
+    prefixes: dict[str, CarrierName] = {}
+    """Prefix table for the fallback, e.g. {"+8190" = "docomo"}; longest prefix wins."""
+
+
 class Config(_Section):
     logging: LoggingSettings = LoggingSettings()
     smpp: SmppSettings = SmppSettings()
+    store: StoreSettings = StoreSettings()
+    engine: EngineSettings = EngineSettings()
+    lookup: LookupSettings = LookupSettings()
+    accounts: dict[Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")], AccountSettings] = {}
     carriers: dict[CarrierName, CarrierSettings] = {}
     simulators: list[SimulatorSettings] = []
 

@@ -1,0 +1,170 @@
+"""The durable store's interface: what the lifecycle layer needs, nothing SQLite-specific.
+
+A message is *accepted* once :meth:`Store.accept` returned for it: its row is
+committed.  Later transitions (:meth:`Store.record`) are queued and committed
+in batches — within a few milliseconds — so the dispatch path never waits on
+the disk; :meth:`Store.flush` waits for everything queued so far.
+
+A distributed backend replaces this by implementing the same methods.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Protocol
+
+import msgspec
+
+__all__ = ["NewMessage", "StoredMessage", "PartRecord", "Store", "IdGenerator", "Update", "format_id", "parse_id"]
+
+
+class NewMessage(msgspec.Struct, kw_only=True):
+    """A message to accept: validated and planned already."""
+
+    account: str
+    client_ref: str | None = None
+    carrier: str
+    number: str  # E.164
+    sender: str
+    text: str
+    priority: str = "normal"
+    send_at: float | None = None  # wall clock (epoch seconds)
+    expires_at: float | None = None  # wall clock; past it → expired without sending
+    parts: int = 1
+    billing_units: int = 1
+    ref: int = 0  # concatenation reference number
+    status: str = "queued"  # or "accepted" when it may not be queued yet (send_at in the future)
+    id: int = 0  # assigned by accept()
+
+
+class PartRecord(msgspec.Struct, kw_only=True):
+    seq: int  # 1-based part number
+    carrier_id: str | None = None  # as the carrier wrote it in submit_sm_resp
+    key: str | None = None  # its normalised form, the receipt lookup key
+    state: str | None = None  # "delivered" | "failed" | "expired" | None (no final receipt)
+    stat: str | None = None
+    err: str | None = None
+    at: float | None = None
+
+
+class StoredMessage(msgspec.Struct, kw_only=True):
+    id: int
+    account: str
+    client_ref: str | None
+    carrier: str
+    number: str
+    sender: str
+    text: str
+    priority: str
+    status: str
+    parts: int
+    billing_units: int
+    billable_units: int = 0
+    delivered_parts: int = 0
+    ref: int = 0
+    created_at: float = 0.0
+    send_at: float | None = None
+    expires_at: float | None = None
+    submitted_at: float | None = None
+    done_at: float | None = None
+    error: dict[str, Any] | None = None
+    part_records: list[PartRecord] = []
+    history: list[tuple[str, float]] = []
+
+
+class Update(msgspec.Struct, kw_only=True, array_like=True):
+    """One queued transition (see :meth:`Store.record`).
+
+    The usual path (accepted → queued → submitted → final) is recorded by the
+    row's own timestamps (created_at, submitted_at, done_at); ``history=True``
+    also keeps this transition as a history row — for the unusual ones (a
+    late receipt changing a final status, a re-queue, a cancel)."""
+
+    id: int
+    status: str | None = None
+    at: float = 0.0
+    fields: dict[str, Any] | None = None  # other columns: submitted_at, done_at, billable_units, error, …
+    part: PartRecord | None = None
+    history: bool = False
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def accept(self, messages: list[NewMessage]) -> list[tuple[int, bool]]:
+        """Commit new messages; returns ``(id, created)`` per message in order.
+        A message whose (account, client_ref) exists already is not stored
+        again: its existing id comes back with ``created=False``."""
+        ...
+
+    def record(self, update: Update) -> None:
+        """Queue a transition; it is committed with the next batch."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        ...
+
+    async def get(self, message_id: int) -> StoredMessage | None: ...
+
+    async def load(self, *, statuses: tuple[str, ...], carrier: str | None = None, after_id: int = 0, limit: int = 1000) -> list[StoredMessage]:
+        """Messages in ``statuses``, ordered by id, after ``after_id``."""
+        ...
+
+    async def find_parts(self, carrier: str, keys: list[str]) -> list[tuple[int, int, str]]:
+        """``(message_id, seq, key)`` for parts submitted under one of these normalised carrier ids."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Messages per status."""
+        ...
+
+    def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
+        """Queue the au pacing clock: (number, not-before wall time or None, in flight)."""
+        ...
+
+    async def load_pacing(self) -> list[tuple[str, float | None, bool]]: ...
+
+    def suppress(self, number: str, carrier: str, reason: str, at: float) -> None: ...
+
+    async def unsuppress(self, number: str) -> bool: ...
+
+    async def suppressed(self) -> list[tuple[str, str, str, float]]: ...
+
+
+class IdGenerator:
+    """Message ids: 63-bit integers, increasing, unique across restarts of one store.
+
+    The high bits are milliseconds since the epoch, the low 16 a counter;
+    when more than 65,536 ids are taken in one millisecond the ids run ahead
+    of the clock (still increasing).  Shown to users as 16 hex digits
+    (:func:`format_id`)."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._last = 0
+
+    def __call__(self) -> int:
+        value = max(self._last + 1, int(self._clock() * 1000) << 16)
+        self._last = value
+        return value
+
+    def batch(self, n: int) -> list[int]:
+        return [self() for _ in itertools.repeat(None, n)]
+
+
+def format_id(message_id: int) -> str:
+    return f"{message_id:016x}"
+
+
+def parse_id(text: str) -> int | None:
+    """The integer of a public id, or None when it is not one."""
+    if len(text) != 16:
+        return None
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None

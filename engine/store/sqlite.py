@@ -1,0 +1,495 @@
+"""The embedded store: SQLite in WAL mode, one writer thread with group commit.
+
+* One writer thread owns the write connection.  Everything queued while it
+  was committing goes into the next transaction (at most ``max_batch``
+  operations): under load a transaction holds hundreds of messages, when
+  idle a single one commits at once — no timer, so a commit waits no longer
+  than the previous commit took.
+* ``accept`` is awaited (the HTTP 202 / ``engine.submit`` return comes after
+  the commit); transitions are queued and committed in the same stream, so
+  they are durable a few milliseconds later; :meth:`flush` waits for them.
+* Reads run on a second connection in a reader thread (WAL lets readers run
+  beside the writer).
+* ``synchronous=NORMAL`` (the default): a committed transaction survives the
+  process being killed; ``FULL`` also survives power loss, at a cost.
+
+The writer's queue is bounded by the engine's backlog limit, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.store.base import IdGenerator, NewMessage, PartRecord, StoredMessage, Update
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger("denpo.store")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    client_ref TEXT,
+    carrier TEXT NOT NULL,
+    number TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    billing_units INTEGER NOT NULL,
+    billable_units INTEGER NOT NULL DEFAULT 0,
+    delivered_parts INTEGER NOT NULL DEFAULT 0,
+    ref INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    send_at REAL,
+    expires_at REAL,
+    submitted_at REAL,
+    done_at REAL,
+    error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ref ON messages(account, client_ref) WHERE client_ref IS NOT NULL;
+-- the backlog: only messages not yet submitted are indexed (a status index
+-- over every transition costs 2-3x per update); messages awaiting receipts
+-- are found from the persisted watermark meta.open_from on recovery
+CREATE INDEX IF NOT EXISTS messages_backlog ON messages(carrier, priority, account, id)
+    WHERE status IN ('accepted', 'queued');
+CREATE TABLE IF NOT EXISTS parts (
+    message_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    carrier TEXT NOT NULL,
+    carrier_id TEXT,
+    key TEXT,
+    state TEXT,
+    stat TEXT,
+    err TEXT,
+    at REAL,
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_key ON parts(carrier, key);
+CREATE TABLE IF NOT EXISTS history (
+    message_id INTEGER NOT NULL, at REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (message_id, at, status)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pacing (number TEXT PRIMARY KEY, not_before REAL, in_flight INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suppression (number TEXT PRIMARY KEY, carrier TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "id, account, client_ref, carrier, number, sender, text, priority, status, parts, billing_units, "
+    "billable_units, delivered_parts, ref, created_at, send_at, expires_at, submitted_at, done_at, error"
+)
+_UPDATABLE = frozenset(
+    {"billable_units", "delivered_parts", "submitted_at", "done_at", "error", "send_at", "expires_at", "ref"}
+)
+_STOP = object()
+
+
+class SqliteStore:
+    """``SqliteStore(path)``; ``await store.open()`` … ``await store.close()``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        max_batch: int = 1000,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL"):
+            raise ValueError("synchronous must be OFF, NORMAL or FULL")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.max_batch = max_batch
+        self._wall = wallclock
+        self._ids = IdGenerator(wallclock)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="denpo-store-read")
+        self._read_conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: BaseException | None = None
+        self.commits = 0
+        self.committed_ops = 0
+        self.commit_seconds = 0.0
+        self.last_commit_seconds = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="denpo-store-write", daemon=True)
+        self._writer.start()
+        await asyncio.wrap_future(ready)
+        self._read_conn = await self._read(lambda: self._connect())
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        await self.flush()
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._writer.join)
+        self._writer = None
+        if self._read_conn is not None:
+            conn = self._read_conn
+            await self._read(conn.close)
+            self._read_conn = None
+        self._reader.shutdown(wait=True)
+
+    async def __aenter__(self) -> "SqliteStore":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the writer thread --------------------------------------------------------
+
+    def _write_loop(self, ready: concurrent.futures.Future[None]) -> None:
+        try:
+            conn = self._connect()
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: schema version {row[0]}, this denpo knows {SCHEMA_VERSION}")
+        except BaseException as exc:  # noqa: BLE001 - reported to open()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        get = self._queue.get
+        get_nowait = self._queue.get_nowait
+        stop = False
+        while not stop:
+            batch = [get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stop = True
+                batch = [op for op in batch if op is not _STOP]
+            if batch:
+                self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        started = time.perf_counter()
+        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            statuses: list[tuple[str, float, str]] = []
+            history: list[tuple[str, str, float]] = []
+            parts: list[tuple[Any, ...]] = []
+            fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for op in batch:
+                kind = op[0]
+                if kind == "u":
+                    update: Update = op[1]
+                    if update.fields:
+                        # one UPDATE per row: the status rides along with the other columns
+                        names = tuple(sorted(update.fields))
+                        values = tuple(
+                            json.dumps(update.fields[n]) if n == "error" and update.fields[n] is not None else update.fields[n]
+                            for n in names
+                        )
+                        if update.status is not None:
+                            names += ("status", "updated_at")
+                            values += (update.status, update.at)
+                        fields.setdefault(names, []).append((*values, update.id))
+                    elif update.status is not None:
+                        statuses.append((update.status, update.at, update.id))
+                    if update.history and update.status is not None:
+                        history.append((update.id, update.at, update.status))
+                    if update.part is not None:
+                        p = update.part
+                        parts.append((update.id, p.seq, op[2], p.carrier_id, p.key, p.state, p.stat, p.err, p.at))
+                elif kind == "accept":
+                    done.append((op[2], self._insert(conn, op[1]), None))
+                elif kind == "pacing":
+                    conn.executemany(
+                        "INSERT INTO pacing VALUES (?, ?, ?) ON CONFLICT(number) DO UPDATE SET "
+                        "not_before = excluded.not_before, in_flight = excluded.in_flight",
+                        [(n, nb, int(fl)) for n, nb, fl in op[1] if nb is not None or fl],
+                    )
+                    conn.executemany(
+                        "DELETE FROM pacing WHERE number = ?", [(n,) for n, nb, fl in op[1] if nb is None and not fl]
+                    )
+                elif kind == "suppress":
+                    conn.execute("INSERT OR REPLACE INTO suppression VALUES (?, ?, ?, ?)", op[1])
+                elif kind == "flush":
+                    done.append((op[1], None, None))
+            if statuses:
+                conn.executemany("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", statuses)
+            if history:
+                conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", history)
+            for names, rows in fields.items():
+                sets = ", ".join(f"{n} = ?" for n in names)
+                conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
+            if parts:
+                conn.executemany(
+                    "INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id, seq) DO UPDATE SET "
+                    "carrier_id = coalesce(excluded.carrier_id, carrier_id), key = coalesce(excluded.key, key), "
+                    "state = coalesce(excluded.state, state), stat = coalesce(excluded.stat, stat), "
+                    "err = coalesce(excluded.err, err), at = coalesce(excluded.at, at)",
+                    parts,
+                )
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
+            log.exception("store commit failed")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._failure = exc
+            waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
+            done = [(fut, None, exc) for fut in waiters]
+        elapsed = time.perf_counter() - started
+        self.commits += 1
+        self.committed_ops += len(batch)
+        self.commit_seconds += elapsed
+        self.last_commit_seconds = elapsed
+        if done and self._loop is not None:
+            self._loop.call_soon_threadsafe(_resolve, done)
+
+    def _insert(self, conn: sqlite3.Connection, messages: list[NewMessage]) -> list[tuple[int, bool]]:
+        now = self._wall()
+        results: list[tuple[int, bool]] = []
+        rows = []
+        seen: dict[tuple[str, str], int] = {}
+        for m in messages:
+            if m.client_ref is not None:
+                key = (m.account, m.client_ref)
+                existing = seen.get(key)
+                if existing is None:
+                    row = conn.execute(
+                        "SELECT id FROM messages WHERE account = ? AND client_ref = ?", key
+                    ).fetchone()
+                    existing = row[0] if row else None
+                if existing is not None:
+                    results.append((existing, False))
+                    continue
+            mid = self._ids()
+            m.id = mid
+            if m.client_ref is not None:
+                seen[(m.account, m.client_ref)] = mid
+            rows.append(
+                (
+                    mid, m.account, m.client_ref, m.carrier, m.number, m.sender, m.text, m.priority, m.status,
+                    m.parts, m.billing_units, m.ref, now, now, m.send_at, m.expires_at,
+                )
+            )
+            results.append((mid, True))
+        conn.executemany(
+            "INSERT INTO messages (id, account, client_ref, carrier, number, sender, text, priority, status, parts, "
+            "billing_units, ref, created_at, updated_at, send_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return results
+
+    def _check(self) -> None:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def accept(self, messages: list[NewMessage]) -> list[tuple[int, bool]]:
+        self._check()
+        if not messages:
+            return []
+        future: asyncio.Future[list[tuple[int, bool]]] = asyncio.get_running_loop().create_future()
+        self._queue.put(("accept", messages, future))
+        return await future
+
+    def record(self, update: Update, carrier: str = "") -> None:
+        """Queue a transition (``carrier`` names the carrier of a part record)."""
+        if update.fields and not _UPDATABLE.issuperset(update.fields):
+            raise ValueError(f"not updatable: {sorted(set(update.fields) - _UPDATABLE)}")
+        self._queue.put(("u", update, carrier))
+
+    async def flush(self) -> None:
+        self._check()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put(("flush", future))
+        await future
+
+    def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
+        if entries:
+            self._queue.put(("pacing", entries))
+
+    def suppress(self, number: str, carrier: str, reason: str, at: float) -> None:
+        self._queue.put(("suppress", (number, carrier, reason, at)))
+
+    @property
+    def queued_ops(self) -> int:
+        return self._queue.qsize()
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn)
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._read_conn is not None
+        return self._read_conn.execute(sql, params).fetchall()
+
+    async def get(self, message_id: int) -> StoredMessage | None:
+        def read() -> StoredMessage | None:
+            rows = self._rows(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+            if not rows:
+                return None
+            message = _message(rows[0])
+            message.part_records = [
+                PartRecord(seq=r[0], carrier_id=r[1], key=r[2], state=r[3], stat=r[4], err=r[5], at=r[6])
+                for r in self._rows(
+                    "SELECT seq, carrier_id, key, state, stat, err, at FROM parts WHERE message_id = ? ORDER BY seq",
+                    (message_id,),
+                )
+            ]
+            message.history = _history(message, self._rows("SELECT status, at FROM history WHERE message_id = ?", (message_id,)))
+            return message
+
+        return await self._read(read)
+
+    async def load(
+        self, *, statuses: tuple[str, ...], carrier: str | None = None, after_id: int = 0, limit: int = 1000
+    ) -> list[StoredMessage]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE status IN ({marks}) AND id > ?"
+        params: tuple[Any, ...] = (*statuses, after_id)
+        if carrier is not None:
+            sql += " AND carrier = ?"
+            params += (carrier,)
+        sql += " ORDER BY id LIMIT ?"
+        params += (limit,)
+        return await self._read(lambda: [_message(r) for r in self._rows(sql, params)])
+
+    async def load_parts(self, message_ids: list[int]) -> dict[int, list[PartRecord]]:
+        def read() -> dict[int, list[PartRecord]]:
+            out: dict[int, list[PartRecord]] = {}
+            for i in range(0, len(message_ids), 500):
+                chunk = message_ids[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for r in self._rows(
+                    f"SELECT message_id, seq, carrier_id, key, state, stat, err, at FROM parts WHERE message_id IN ({marks})",
+                    tuple(chunk),
+                ):
+                    out.setdefault(r[0], []).append(
+                        PartRecord(seq=r[1], carrier_id=r[2], key=r[3], state=r[4], stat=r[5], err=r[6], at=r[7])
+                    )
+            return out
+
+        return await self._read(read)
+
+    async def find_parts(self, carrier: str, keys: list[str]) -> list[tuple[int, int, str]]:
+        def read() -> list[tuple[int, int, str]]:
+            out = []
+            for key in keys:
+                out.extend(
+                    (r[0], r[1], r[2])
+                    for r in self._rows("SELECT message_id, seq, key FROM parts WHERE carrier = ? AND key = ?", (carrier, key))
+                )
+            return out
+
+        return await self._read(read)
+
+    async def counts(self) -> dict[str, int]:
+        return await self._read(lambda: dict(self._rows("SELECT status, count(*) FROM messages GROUP BY status")))
+
+    async def load_pacing(self) -> list[tuple[str, float | None, bool]]:
+        return await self._read(lambda: [(r[0], r[1], bool(r[2])) for r in self._rows("SELECT number, not_before, in_flight FROM pacing")])
+
+    async def unsuppress(self, number: str) -> bool:
+        await self.flush()
+
+        def delete() -> bool:
+            # a one-off write: through the writer would need a result channel; WAL allows it here
+            assert self._read_conn is not None
+            cur = self._read_conn.execute("DELETE FROM suppression WHERE number = ?", (number,))
+            return cur.rowcount > 0
+
+        return await self._read(delete)
+
+    async def suppressed(self) -> list[tuple[str, str, str, float]]:
+        return await self._read(lambda: [tuple(r) for r in self._rows("SELECT number, carrier, reason, at FROM suppression ORDER BY at")])
+
+    async def is_suppressed(self, numbers: list[str]) -> set[str]:
+        def read() -> set[str]:
+            found: set[str] = set()
+            for i in range(0, len(numbers), 500):
+                chunk = numbers[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                found.update(r[0] for r in self._rows(f"SELECT number FROM suppression WHERE number IN ({marks})", tuple(chunk)))
+            return found
+
+        return await self._read(read)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "commits": self.commits,
+            "committed_ops": self.committed_ops,
+            "ops_per_commit": round(self.committed_ops / self.commits, 1) if self.commits else 0.0,
+            "commit_seconds_total": round(self.commit_seconds, 3),
+            "last_commit_ms": round(self.last_commit_seconds * 1000, 3),
+            "queued_ops": self.queued_ops,
+        }
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, exc in done:
+        if future.done():
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+def _history(message: StoredMessage, extra: list[tuple[Any, ...]]) -> list[tuple[str, float]]:
+    """The usual transitions from the row's timestamps, plus the recorded unusual ones."""
+    events: list[tuple[str, float]] = [("accepted", message.created_at)]
+    if message.status != "accepted":
+        events.append(("queued", message.send_at or message.created_at))
+    if message.submitted_at is not None:
+        events.append(("submitted", message.submitted_at))
+    events.extend((status, at) for status, at in extra)
+    if message.done_at is not None and (message.status, message.done_at) not in events:
+        events.append((message.status, message.done_at))
+    return sorted(set(events), key=lambda e: e[1])
+
+
+def _message(row: tuple[Any, ...]) -> StoredMessage:
+    (
+        mid, account, client_ref, carrier, number, sender, text, priority, status, parts, billing_units,
+        billable_units, delivered_parts, ref, created_at, send_at, expires_at, submitted_at, done_at, error,
+    ) = row
+    return StoredMessage(
+        id=mid, account=account, client_ref=client_ref, carrier=carrier, number=number, sender=sender, text=text,
+        priority=priority, status=status, parts=parts, billing_units=billing_units, billable_units=billable_units,
+        delivered_parts=delivered_parts, ref=ref, created_at=created_at, send_at=send_at, expires_at=expires_at,
+        submitted_at=submitted_at, done_at=done_at, error=json.loads(error) if error else None,
+    )
