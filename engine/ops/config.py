@@ -125,8 +125,10 @@ class CarrierSettings(_Section):
     pacing_interval_s: NonNegative | None = None
     """Per-number pacing: a further message to a number this long after the previous one ended.
     None = the carrier's rule (au: 12 s, others: off); 0 = off."""
-    id_scheme: Literal["auto", "string", "hex", "decimal", "hex_to_decimal"] = "auto"
-    """How submit responses and receipts write message ids (see engine.dlr.ids)."""
+    id_response: Literal["string", "hex", "decimal"] = "string"
+    """How submit_sm_resp writes message ids (engine.dlr.ids): string = opaque."""
+    id_receipt_text: Literal["string", "hex", "decimal", "auto"] = "auto"
+    """How the receipt text's id: writes them; auto = the TLV when present, else both readings."""
     status_overrides: dict[str, StatusClass] = {}
     """command_status (decimal or 0x hex, e.g. "0x00000400") → class, for the carrier's own codes."""
 

@@ -388,6 +388,23 @@ class SqliteStore:
         params += (limit,)
         return await self._read(lambda: [_message(r) for r in self._rows(sql, params)])
 
+    async def load_lane(self, carrier: str, priority: str, account: str, *, after_id: int, limit: int) -> list[StoredMessage]:
+        """Queued messages of one (carrier, priority, account) lane, by id (the backlog index)."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM messages WHERE carrier = ? AND priority = ? AND account = ? "
+            "AND status IN ('accepted', 'queued') AND id > ? ORDER BY id LIMIT ?"
+        )
+        params = (carrier, priority, account, after_id, limit)
+        return await self._read(lambda: [_message(r) for r in self._rows(sql, params)])
+
+    async def lanes(self) -> list[tuple[str, str, str, int]]:
+        """(carrier, priority, account, count) of every lane with a backlog."""
+        sql = (
+            "SELECT carrier, priority, account, count(*) FROM messages "
+            "WHERE status IN ('accepted', 'queued') GROUP BY carrier, priority, account"
+        )
+        return await self._read(lambda: [tuple(r) for r in self._rows(sql)])
+
     async def load_parts(self, message_ids: list[int]) -> dict[int, list[PartRecord]]:
         def read() -> dict[int, list[PartRecord]]:
             out: dict[int, list[PartRecord]] = {}

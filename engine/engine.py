@@ -1,0 +1,920 @@
+"""The engine: accepted messages become carrier submissions, receipts become final statuses.
+
+::
+
+    async with Engine(config) as engine:
+        accepted = await engine.submit(SubmitRequest(account="demo", to="090-1234-5678", text="こんにちは"))
+        async for event in engine.events(): ...
+
+The path of one message (shared/ARCHITECTURE.md):
+
+    submit → validate + plan (text layer) → durable store (accepted) → per-carrier lanes
+      → priority, then deficit round robin across accounts → validity / cancel check
+      → au pacing gate → the carrier pool (rate, windows) → submit_sm_resp → store
+    receipt → correlate (ids, held until the response) → multi-part outcome → store → events
+
+State in memory is bounded: per carrier at most ``engine.working_set`` queued
+messages; the rest wait in the store and are loaded lane by lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable
+
+from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
+from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
+from engine.flow.pacing import Pacer
+from engine.model import FINAL, MessageStatus, PRIORITIES
+from engine.numbers import CarrierLookup, NumberError, from_smpp, normalize, to_smpp
+from engine.ops.config import CARRIERS, CarrierSettings, Config
+from engine.pool import CarrierPool, Submission
+from engine.smpp.codec import encode
+from engine.smpp.constants import Status, Tag, status_name
+from engine.smpp.pdu import Pdu, SubmitSm
+from engine.store import NewMessage, PartRecord, SqliteStore, StoredMessage, Update
+from engine.store.base import format_id, parse_id
+from engine.text import TextError, decode_wire, plan
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("denpo.engine")
+
+S = MessageStatus
+_PRIORITY_NAMES = tuple(p.value for p in PRIORITIES)
+_PACING_DEFAULTS = {"au": 12.0}
+_SUPPRESSING = frozenset({int(Status.ESME_RINVDSTADR)})
+_OPEN = ("accepted", "queued")
+
+
+class _Msg:
+    """One message while the engine works on it (queued, in flight, awaiting receipts)."""
+
+    __slots__ = (
+        "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
+        "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
+        "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
+        "billable_parts", "in_backlog",
+    )
+
+    def __init__(self, row: NewMessage | StoredMessage) -> None:
+        self.id: int = row.id
+        self.account = row.account
+        self.client_ref = row.client_ref
+        self.carrier = row.carrier
+        self.number = row.number
+        self.sender = row.sender
+        self.text = row.text
+        self.priority = row.priority
+        self.ref = row.ref
+        self.parts = row.parts
+        self.billing_units = row.billing_units
+        self.expires_at = row.expires_at
+        self.send_at = row.send_at
+        self.bodies: list[bytes] | None = None
+        self.pending: list[int] = list(range(row.parts))  # parts still to send, in order
+        self.part_ids: list[str | None] = [None] * row.parts
+        self.results: list[PartResult | None] = [None] * row.parts
+        self.submitted = 0  # parts the carrier accepted
+        self.status = row.status
+        self.submitted_at: float | None = None
+        self.deadline = 0.0  # receipt timeout (engine clock)
+        self.cancelled = False
+        self.in_pacer = False  # released by (or in flight at) the pacer
+        self.final_status: str | None = None
+        self.billable_parts = 0
+        self.in_backlog = True  # counted in Engine.backlog until submitted or final
+
+
+class _Lane:
+    """The queued messages of one account at one priority on one carrier."""
+
+    __slots__ = ("queue", "spilled", "after_id", "deficit", "loading")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[_Msg] = collections.deque()
+        self.spilled = False  # more of this lane waits in the store, after ``after_id``
+        self.after_id = 0
+        self.deficit = 0
+        self.loading = False
+
+
+class _Carrier:
+    """One carrier: its lanes (the pool's source), its pacing gate, the pool's sink."""
+
+    def __init__(self, engine: "Engine", name: str, settings: CarrierSettings) -> None:
+        self.engine = engine
+        self.name = name
+        self.settings = settings
+        interval = settings.pacing_interval_s if settings.pacing_interval_s is not None else _PACING_DEFAULTS.get(name)
+        self.pacer: Pacer[_Msg] | None = Pacer(interval) if interval else None
+        self.lanes: dict[str, dict[str, _Lane]] = {p: {} for p in _PRIORITY_NAMES}
+        self.active: dict[str, collections.deque[str]] = {p: collections.deque() for p in _PRIORITY_NAMES}
+        self.front: collections.deque[_Msg] = collections.deque()  # admitted already: resends, partly sent
+        self.in_ram = 0  # queued messages held in lanes
+        self.pool: CarrierPool | None = None
+        self.quantum = 10  # parts per DRR round per unit of account weight
+
+    # --- the pool's source ------------------------------------------------------------
+
+    def take(self, n: int, now: float) -> list[Submission]:
+        engine = self.engine
+        out: list[Submission] = []
+        wall = engine.wall()
+        pacer = self.pacer
+        if pacer is not None and pacer.parked:
+            for msg in pacer.release(now):
+                msg.in_pacer = True
+                self.front.append(msg)
+        front = self.front
+        while front and len(out) < n:
+            msg = front.popleft()
+            if not self._emit(msg, out, n, now, wall):
+                front.appendleft(msg)
+                break
+        if len(out) < n:
+            for priority in _PRIORITY_NAMES:
+                if self._drain_priority(priority, out, n, now, wall) or len(out) >= n:
+                    break
+        if self.in_ram < engine.settings.engine.working_set // 2:
+            engine._schedule_load(self)
+        return out
+
+    def _drain_priority(self, priority: str, out: list[Submission], n: int, now: float, wall: float) -> bool:
+        """Deficit round robin over this priority's accounts (cost = parts); True when out is full."""
+        active = self.active[priority]
+        lanes = self.lanes[priority]
+        accounts = self.engine.accounts
+        while active and len(out) < n:
+            account = active[0]
+            lane = lanes[account]
+            if lane.deficit <= 0:
+                weight = accounts[account].weight if account in accounts else 1
+                lane.deficit += self.quantum * weight
+            queue = lane.queue
+            while queue and lane.deficit > 0 and len(out) < n:
+                msg = queue.popleft()
+                self.in_ram -= 1
+                if not self._admit(msg, now, wall):
+                    continue  # expired, cancelled, or parked at the pacing gate
+                before = len(out)
+                if not self._emit(msg, out, n, now, wall):
+                    self.front.appendleft(msg)  # the rest of its parts next time
+                lane.deficit -= len(out) - before
+            if not queue:
+                active.popleft()
+                lane.deficit = 0
+                if lane.spilled:
+                    self.engine._schedule_load(self)
+            elif len(out) < n:
+                active.rotate(-1)  # its quantum is spent: the next account's turn
+        return len(out) >= n
+
+    def _admit(self, msg: _Msg, now: float, wall: float) -> bool:
+        """May this queued message go now?  Finalises expired/cancelled ones; parks paced ones."""
+        if msg.cancelled:
+            return False
+        if msg.expires_at is not None and wall >= msg.expires_at:
+            self.engine._finalise(msg, S.EXPIRED, now, error={"reason": "validity passed before sending"})
+            return False
+        if self.pacer is not None and not msg.in_pacer:
+            if not self.pacer.offer(msg.number, msg, now):
+                return False  # parked; released by the pacer later
+            msg.in_pacer = True
+        return True
+
+    def _emit(self, msg: _Msg, out: list[Submission], n: int, now: float, wall: float) -> bool:
+        """Add the message's pending parts; False when only some fitted."""
+        if msg.cancelled or msg.final_status is not None:
+            return True
+        if msg.expires_at is not None and wall >= msg.expires_at and msg.submitted == 0:
+            self.engine._finalise(msg, S.EXPIRED, now, error={"reason": "validity passed before sending"})
+            return True
+        bodies = msg.bodies or self.engine._bodies(msg)
+        pending = msg.pending
+        while pending and len(out) < n:
+            i = pending.pop(0)
+            out.append(Submission(bodies[i], (msg, i)))
+        return not pending
+
+    def add(self, msg: _Msg) -> bool:
+        """Queue a message in memory; False when its lane is spilled (it stays in the store)."""
+        lanes = self.lanes[msg.priority]
+        lane = lanes.get(msg.account)
+        if lane is None:
+            lane = lanes[msg.account] = _Lane()
+        if lane.spilled or self.in_ram >= self.engine.settings.engine.working_set:
+            if not lane.spilled:
+                lane.spilled = True
+                lane.after_id = lane.queue[-1].id if lane.queue else msg.id - 1
+            return False
+        self._append(lane, msg)
+        return True
+
+    def _append(self, lane: _Lane, msg: _Msg) -> None:
+        if not lane.queue:
+            active = self.active[msg.priority]
+            if msg.account not in active:
+                active.append(msg.account)
+        lane.queue.append(msg)
+        self.in_ram += 1
+
+    def wake(self) -> None:
+        if self.pool is not None:
+            self.pool.wake()
+
+    # --- the pool's sink --------------------------------------------------------------
+
+    def submitted(self, sub: Submission, message_id: str, bind: str, now: float) -> None:
+        engine = self.engine
+        msg, i = sub.context
+        msg.part_ids[i] = message_id
+        msg.submitted += 1
+        key = engine.correlator.scheme(self.name).response_key(message_id)
+        engine.store.record(Update(id=msg.id, part=PartRecord(seq=i + 1, carrier_id=message_id, key=key)), self.name)
+        held = engine.correlator.register(self.name, message_id, (msg, i), now)
+        if msg.submitted == msg.parts and msg.final_status is None:
+            wall = engine.wall()
+            msg.status = S.SUBMITTED.value
+            msg.submitted_at = wall
+            msg.deadline = now + engine.settings.engine.receipt_timeout_s
+            engine._left_backlog(msg)
+            engine._awaiting.append((msg.deadline, msg))
+            engine.store.record(Update(id=msg.id, status=S.SUBMITTED.value, at=wall, fields={"submitted_at": wall}))
+            engine._emit_event(msg, S.SUBMITTED.value, wall)
+        for receipt in held:
+            engine._apply_receipt(self, msg, i, receipt, now)
+
+    def failed(self, sub: Submission, status: int, now: float) -> None:
+        msg, _i = sub.context
+        engine = self.engine
+        if msg.final_status is not None:
+            return
+        if status in _SUPPRESSING:
+            engine._suppress(msg.number, self.name, status_name(status))
+        engine._finalise(msg, S.REJECTED, now, error={"smpp_status": status, "smpp_status_name": status_name(status)})
+
+    def fate_unknown(self, subs: list[Submission], reason: str, now: float) -> None:
+        engine = self.engine
+        by_msg: dict[int, tuple[_Msg, list[int]]] = {}
+        for sub in subs:
+            msg, i = sub.context
+            by_msg.setdefault(msg.id, (msg, []))[1].append(i)
+        for msg, parts in by_msg.values():
+            if msg.final_status is not None:
+                continue
+            if self.pacer is not None and msg.in_pacer:
+                # SPEC: a message whose fate is unknown ends when the loss is noticed
+                self.pacer.ended(msg.number, now)
+                msg.in_pacer = False
+            if self.settings.resend_fate_unknown:
+                msg.pending = sorted(set(msg.pending) | set(parts))
+                engine.counters["resent_fate_unknown"] += len(parts)
+                if self.pacer is not None:
+                    self._requeue_paced(msg)
+                else:
+                    self.front.append(msg)
+            else:
+                engine._finalise(msg, S.INDEFINITE, now, error={"reason": reason})
+        self.wake()
+
+    def _requeue_paced(self, msg: _Msg) -> None:
+        lane = self.lanes[msg.priority].setdefault(msg.account, _Lane())
+        if not lane.queue:
+            active = self.active[msg.priority]
+            if msg.account not in active:
+                active.appendleft(msg.account)
+        lane.queue.appendleft(msg)
+        self.in_ram += 1
+
+    def returned(self, subs: list[Submission], now: float) -> None:
+        pass  # still queued in the store: recovered on the next start
+
+    def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+        engine = self.engine
+        receipt = parse_receipt(pdu)
+        if receipt is None:
+            engine._mo(self, pdu)
+            return
+        ref = engine.correlator.match(self.name, receipt, now)
+        if ref is None:
+            engine.counters["receipts_held"] += 1
+            if self.pacer is not None and receipt.final:
+                # a receipt for a message we lost track of still ends something at the carrier
+                self.pacer.push(from_smpp(pdu.source_addr), now)
+            return
+        msg, i = ref
+        engine._apply_receipt(self, msg, i, receipt, now)
+
+
+class Engine:
+    """The embedded engine.  See the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        data_dir: str | Path | None = None,
+        clock: Callable[[], float] | None = None,
+        wallclock: Callable[[], float] | None = None,
+        lookup: CarrierLookup | None = None,
+    ) -> None:
+        self.settings = config
+        self.accounts = config.accounts
+        self._clock = clock
+        self._wallclock = wallclock
+        path = Path(config.store.path)
+        if data_dir is not None and not path.is_absolute():
+            path = Path(data_dir) / path.name
+        self.store = SqliteStore(path, synchronous=config.store.synchronous, wallclock=self.wall)
+        self._lookup = lookup
+        schemes = {
+            name: IdScheme(response=c.id_response, receipt_text=c.id_receipt_text) for name, c in config.carriers.items()
+        }
+        self.correlator = Correlator(schemes=schemes)
+        self.carriers = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
+        self.backlog = 0  # accepted, not yet submitted (memory and store)
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._live: dict[int, _Msg] = {}  # every message the engine is working on, by id
+        self._awaiting: collections.deque[tuple[float, _Msg]] = collections.deque()
+        self._scheduled: list[tuple[float, int, _Msg]] = []  # send_at (wall) heap
+        self._events: collections.deque[StatusEvent | MoEvent] = collections.deque(maxlen=config.engine.events_buffer)
+        self._event_signal: asyncio.Event | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loading: set[str] = set()
+        self._closing = False
+        self._ticker: asyncio.TimerHandle | None = None
+        self._suppressed: set[str] = set()
+        self._mo_parts: dict[tuple[str, str, int], dict[int, str]] = {}
+
+    # --- clocks -----------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock() if self._clock is not None else self._loop.time()  # type: ignore[union-attr]
+
+    def wall(self) -> float:
+        if self._wallclock is not None:
+            return self._wallclock()
+        return time.time()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> "Engine":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event_signal = asyncio.Event()
+        if self._lookup is None:
+            lk = self.settings.lookup
+            fallback = dict(lk.prefixes) if lk.prefix_fallback else None
+            self._lookup = CarrierLookup.from_file(lk.file, fallback=fallback) if lk.file else CarrierLookup(fallback=fallback)
+        await self.store.open()
+        await self._recover()
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        for carrier in self.carriers.values():
+            pool = CarrierPool(carrier.name, carrier.settings, carrier, source=carrier, smpp=self.settings.smpp, clock=self._clock)
+            carrier.pool = pool
+            await pool.start()
+        self._ticker = self._loop.call_later(1.0, self._tick)
+
+    async def close(self) -> None:
+        """Stop sending, drain the pools, persist everything."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for carrier in self.carriers.values():
+            if carrier.pool is not None:
+                await carrier.pool.close()
+        self._save_pacing()
+        if self._tasks is not None:
+            await self._tasks.__aexit__(None, None, None)
+        await self.store.close()
+
+    async def _recover(self) -> None:
+        """Unfinished messages from the store: backlog lanes, messages awaiting receipts, the pacing clock."""
+        now = self.now()
+        wall = self.wall()
+        for carrier_name, priority, account, count in await self.store.lanes():
+            carrier = self.carriers.get(carrier_name)
+            if carrier is None:
+                log.warning("%d queued messages for carrier %s, which is not configured", count, carrier_name)
+                continue
+            lane = carrier.lanes[priority].setdefault(account, _Lane())
+            lane.spilled = True
+            lane.after_id = 0
+            self.backlog += count
+        after = 0
+        in_flight: dict[str, set[str]] = {}
+        while True:
+            rows = await self.store.load(statuses=("submitted",), after_id=after, limit=2000)
+            if not rows:
+                break
+            after = rows[-1].id
+            parts = await self.store.load_parts([r.id for r in rows])
+            for row in rows:
+                carrier = self.carriers.get(row.carrier)
+                if carrier is None:
+                    continue
+                msg = _Msg(row)
+                msg.in_backlog = False
+                msg.pending = []
+                msg.submitted = row.parts
+                msg.submitted_at = row.submitted_at
+                age = wall - (row.submitted_at or wall)
+                msg.deadline = now + max(0.0, self.settings.engine.receipt_timeout_s - age)
+                self._live[msg.id] = msg
+                self._awaiting.append((msg.deadline, msg))
+                for part in parts.get(row.id, []):
+                    i = part.seq - 1
+                    if 0 <= i < msg.parts:
+                        msg.part_ids[i] = part.carrier_id
+                        if part.state:
+                            msg.results[i] = PartResult(part.state)
+                        elif part.carrier_id:
+                            self.correlator.register(row.carrier, part.carrier_id, (msg, i), now)
+                if carrier.pacer is not None:
+                    in_flight.setdefault(carrier.name, set()).add(msg.number)
+                    msg.in_pacer = True
+        self._awaiting = collections.deque(sorted(self._awaiting, key=lambda e: e[0]))
+        entries = await self.store.load_pacing()
+        for carrier in self.carriers.values():
+            if carrier.pacer is None:
+                continue
+            awaiting = in_flight.get(carrier.name, set())
+            waiting = []
+            for number, not_before, was_in_flight in entries:
+                if number in awaiting:
+                    continue  # a message to it awaits its receipt: in flight until then
+                if was_in_flight:
+                    # in flight at the crash with no message we know awaits a receipt:
+                    # its fate is unknown, and that loss is noticed now
+                    waiting.append((number, carrier.pacer.interval))
+                elif not_before is not None and not_before > wall:
+                    waiting.append((number, not_before - wall))
+            carrier.pacer.restore(waiting, now, in_flight=sorted(awaiting))
+        if self.backlog or self._awaiting:
+            log.info("recovered %d queued and %d submitted messages", self.backlog, len(self._awaiting))
+
+    # --- accepting ------------------------------------------------------------------------
+
+    async def submit(self, request: SubmitRequest) -> Accepted:
+        """Accept one message (raises :class:`SubmitError`)."""
+        (result,) = await self.submit_many([request])
+        if isinstance(result, SubmitError):
+            raise result
+        return result
+
+    async def submit_many(self, requests: list[SubmitRequest]) -> list[Accepted | SubmitError]:
+        """Accept many messages in one store transaction; a result per request, in order."""
+        if self._closing:
+            return [SubmitError("", "shutting_down", "the engine is shutting down", temporary=True) for _ in requests]
+        results: list[Accepted | SubmitError | None] = [None] * len(requests)
+        rows: list[NewMessage] = []
+        index: list[int] = []
+        wall = self.wall()
+        for k, request in enumerate(requests):
+            try:
+                rows.append(self._prepare(request, wall))
+                index.append(k)
+            except SubmitError as exc:
+                results[k] = exc
+        if rows and self._suppressed:
+            for row, k in list(zip(rows, index)):
+                if row.number in self._suppressed:
+                    results[k] = SubmitError("to", "suppressed", f"{row.number} was reported as not existing by {row.carrier}")
+            pairs = [(r, k) for r, k in zip(rows, index) if results[k] is None]
+            rows, index = [r for r, _ in pairs], [k for _, k in pairs]
+        if rows and self.backlog + len(rows) > self.settings.engine.backlog_limit:
+            for k in index:
+                results[k] = SubmitError(
+                    "", "backlog_full", f"{self.backlog} messages are waiting; try again shortly", temporary=True, retry_after=1
+                )
+            rows = []
+        if rows:
+            stored = await self.store.accept(rows)
+            now = self.now()
+            for row, k, (mid, created) in zip(rows, index, stored):
+                if created:
+                    self.backlog += 1
+                    self._enqueue(_Msg(row), now)
+                    status = row.status
+                else:
+                    live = self._live.get(mid)
+                    status = live.status if live is not None else "accepted"
+                    row.id = mid
+                results[k] = Accepted(
+                    id=format_id(mid), status=status, carrier=row.carrier, to=row.number, parts=row.parts,
+                    billing_units=row.billing_units, client_ref=row.client_ref, duplicate=not created,
+                )
+            self.counters["accepted"] += sum(1 for _m, c in stored if c)
+        return results  # type: ignore[return-value]
+
+    def _prepare(self, request: SubmitRequest, wall: float) -> NewMessage:
+        account = self.accounts.get(request.account)
+        if account is None:
+            raise SubmitError("account", "unknown_account", f"no account {request.account!r}")
+        try:
+            number = normalize(request.to)
+        except NumberError as exc:
+            raise SubmitError("to", exc.reason, str(exc)) from None
+        carrier = request.carrier
+        if carrier is None:
+            assert self._lookup is not None
+            carrier = self._lookup.lookup(number)
+            if carrier is None:
+                raise SubmitError("carrier", "unresolvable_carrier", f"no carrier known for {number}; give carrier explicitly")
+        elif carrier not in CARRIERS:
+            raise SubmitError("carrier", "unknown_carrier", f"{carrier!r} is not one of {', '.join(CARRIERS)}")
+        if carrier not in self.carriers:
+            raise SubmitError("carrier", "carrier_not_configured", f"carrier {carrier} has no SMSC configured")
+        registered = account.senders.get(carrier, [])  # type: ignore[call-overload]
+        sender = request.sender
+        if sender is None:
+            if not registered:
+                raise SubmitError("sender", "no_sender", f"account {request.account} has no sender registered for {carrier}")
+            sender = registered[0]
+        elif sender not in registered:
+            raise SubmitError("sender", "sender_not_registered", f"{sender!r} is not registered for {carrier} on this account")
+        if request.priority not in _PRIORITY_NAMES:
+            raise SubmitError("priority", "bad_priority", f"one of {', '.join(_PRIORITY_NAMES)}")
+        try:
+            text_plan = plan(request.text, carrier)
+        except TextError as exc:
+            raise SubmitError("text", exc.reason, str(exc), limit=exc.limit, count=exc.count) from None
+        validity = request.validity if request.validity is not None else self.settings.engine.default_validity_s
+        if validity is not None and validity <= 0:
+            raise SubmitError("validity", "bad_validity", "validity must be positive seconds")
+        send_at = request.send_at
+        start = send_at if send_at is not None and send_at > wall else wall
+        return NewMessage(
+            account=request.account,
+            client_ref=request.client_ref,
+            carrier=carrier,
+            number=number,
+            sender=sender,
+            text=request.text,
+            priority=request.priority,
+            send_at=send_at,
+            expires_at=start + validity if validity is not None else None,
+            parts=len(text_plan.segments),
+            billing_units=text_plan.billing_units,
+            ref=0,
+            status="accepted" if send_at is not None and send_at > wall else "queued",
+        )
+
+    def _enqueue(self, msg: _Msg, now: float) -> None:
+        carrier = self.carriers[msg.carrier]
+        if msg.status == "accepted":
+            if msg.send_at is not None and msg.send_at > self.wall():
+                self._live[msg.id] = msg
+                heapq.heappush(self._scheduled, (msg.send_at, msg.id, msg))
+                return
+            msg.status = "queued"
+            self.store.record(Update(id=msg.id, status="queued", at=self.wall()))
+        if carrier.add(msg):
+            self._live[msg.id] = msg
+            carrier.wake()
+
+    def _bodies(self, msg: _Msg) -> list[bytes]:
+        """Encode the message's submit_sm bodies (all parts), once."""
+        text_plan = plan(msg.text, msg.carrier, ref=msg.id & 0xFF if self._ref_bits(msg.carrier) == 8 else msg.id & 0xFFFF)
+        sender = msg.sender
+        ton, npi = (5, 0) if not sender.isdigit() else ((2, 1) if sender.startswith("0") else (1, 1))
+        bodies = []
+        for i, segment in enumerate(text_plan.segments):
+            tlvs: dict[int, Any] = {}
+            short = segment
+            if text_plan.use_message_payload:
+                tlvs[Tag.MESSAGE_PAYLOAD] = segment
+                short = b""
+            elif text_plan.concatenation == "sar":
+                ref, total, seq = text_plan.sar[i]
+                tlvs = {Tag.SAR_MSG_REF_NUM: ref, Tag.SAR_TOTAL_SEGMENTS: total, Tag.SAR_SEGMENT_SEQNUM: seq}
+            pdu = SubmitSm(
+                source_addr_ton=ton, source_addr_npi=npi, source_addr=sender,
+                dest_addr_ton=1, dest_addr_npi=1, destination_addr=to_smpp(msg.number),
+                esm_class=text_plan.esm_class, registered_delivery=1, data_coding=text_plan.data_coding,
+                short_message=short, tlvs=tlvs,
+            )
+            bodies.append(encode(pdu)[16:])
+        if len(bodies) != msg.parts:  # a profile change between accept and send
+            msg.parts = len(bodies)
+            msg.pending = list(range(msg.parts))
+            msg.part_ids = [None] * msg.parts
+            msg.results = [None] * msg.parts
+        msg.bodies = bodies
+        return bodies
+
+    @staticmethod
+    def _ref_bits(carrier: str) -> int:
+        from engine.text import PROFILES
+
+        profile = PROFILES[carrier]
+        if profile.concatenation == "udh16" or (profile.concatenation == "sar" and profile.sar_ref_bits == 16):
+            return 16
+        return 8
+
+    # --- loading the backlog from the store ------------------------------------------------
+
+    def _schedule_load(self, carrier: _Carrier) -> None:
+        if carrier.name in self._loading or self._tasks is None or self._closing:
+            return
+        if not any(l.spilled for lanes in carrier.lanes.values() for l in lanes.values()):
+            return
+        self._loading.add(carrier.name)
+        self._tasks.create_task(self._load(carrier))
+
+    async def _load(self, carrier: _Carrier) -> None:
+        try:
+            budget = self.settings.engine.working_set - carrier.in_ram
+            for priority in _PRIORITY_NAMES:
+                for account, lane in list(carrier.lanes[priority].items()):
+                    if budget <= 0:
+                        return
+                    if not lane.spilled:
+                        continue
+                    limit = min(budget, 5000)
+                    rows = await self.store.load_lane(carrier.name, priority, account, after_id=lane.after_id, limit=limit)
+                    wall = self.wall()
+                    for row in rows:
+                        lane.after_id = row.id
+                        if row.id in self._live:
+                            continue
+                        msg = _Msg(row)
+                        if row.status == "accepted" and row.send_at is not None and row.send_at > wall:
+                            self._live[msg.id] = msg
+                            heapq.heappush(self._scheduled, (row.send_at, msg.id, msg))
+                            continue
+                        if row.status == "accepted":
+                            msg.status = "queued"
+                            self.store.record(Update(id=msg.id, status="queued", at=wall))
+                        self._live[msg.id] = msg
+                        carrier._append(lane, msg)
+                        budget -= 1
+                    if len(rows) < limit:
+                        lane.spilled = False  # the store holds no more of this lane
+        finally:
+            self._loading.discard(carrier.name)
+            carrier.wake()
+
+    # --- receipts and final statuses ---------------------------------------------------------
+
+    def _apply_receipt(self, carrier: _Carrier, msg: _Msg, i: int, receipt: Any, now: float) -> None:
+        result = part_result(receipt)
+        if result is None:
+            return  # ENROUTE, ACCEPTD, UNKNOWN: not final
+        if msg.results[i] is not None:
+            return  # the first final result of a part stands
+        msg.results[i] = result
+        wall = self.wall()
+        self.store.record(
+            Update(id=msg.id, part=PartRecord(seq=i + 1, state=result.value, stat=receipt.stat, err=receipt.err, at=wall)),
+            carrier.name,
+        )
+        self.counters["receipts"] += 1
+        error = None
+        if result is not PartResult.DELIVERED:
+            error = {"stat": receipt.stat, "err": receipt.err}
+        if msg.final_status is not None:
+            if msg.final_status == S.INDEFINITE.value:
+                outcome = message_outcome(msg.results, timed_out=True)
+                if outcome.status is not None and outcome.status.value != msg.final_status:
+                    self._finalise(msg, outcome.status, now, error=error, outcome=outcome, late=True)
+            return
+        outcome = message_outcome(msg.results, timed_out=False)
+        if outcome.status is not None:
+            self._finalise(msg, outcome.status, now, error=error, outcome=outcome)
+
+    def _finalise(
+        self, msg: _Msg, status: MessageStatus, now: float, *, error: dict[str, Any] | None = None,
+        outcome: Any = None, late: bool = False,
+    ) -> None:
+        wall = self.wall()
+        carrier = self.carriers.get(msg.carrier)
+        first = msg.final_status is None
+        self._left_backlog(msg)
+        msg.final_status = status.value
+        msg.status = status.value
+        delivered = outcome.delivered_parts if outcome is not None else 0
+        billable_parts = outcome.billable_parts if outcome is not None else 0
+        if billable_parts >= msg.parts:
+            billable_units = msg.billing_units
+        else:
+            billable_units = min(billable_parts, msg.billing_units)
+        msg.billable_parts = billable_units
+        fields: dict[str, Any] = {"done_at": wall, "billable_units": billable_units, "delivered_parts": delivered}
+        if error is not None:
+            fields["error"] = error
+        self.store.record(Update(id=msg.id, status=status.value, at=wall, fields=fields, history=late or not first))
+        if first and carrier is not None and carrier.pacer is not None and msg.in_pacer:
+            carrier.pacer.ended(msg.number, now)
+            msg.in_pacer = False
+        if status is not S.INDEFINITE:
+            for part_id in msg.part_ids:
+                if part_id:
+                    self.correlator.forget(msg.carrier, part_id, now)
+            self._live.pop(msg.id, None)
+        self.counters[f"final_{status.value}"] += 1
+        self._emit_event(msg, status.value, wall, error=error, billable_units=billable_units, late=late)
+
+    def _left_backlog(self, msg: _Msg) -> None:
+        if msg.in_backlog:
+            msg.in_backlog = False
+            self.backlog -= 1
+
+    def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
+        event = StatusEvent(
+            id=format_id(msg.id), account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
+            to=msg.number, parts=msg.parts, billable_units=billable_units, error=error, submitted_at=msg.submitted_at,
+            done_at=wall if status in _FINAL_VALUES else None, at=wall, final=status in _FINAL_VALUES, late=late,
+        )
+        if len(self._events) == self._events.maxlen:
+            self.counters["events_dropped"] += 1
+        self._events.append(event)
+        if self._event_signal is not None:
+            self._event_signal.set()
+
+    def _mo(self, carrier: _Carrier, pdu: Pdu) -> None:
+        """A mobile-originated message; concatenated parts are joined before it is reported."""
+        try:
+            text = decode_wire(pdu.short_message or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding, carrier.name, udh=bool(pdu.esm_class & 0x40))
+        except Exception:  # noqa: BLE001 - an undecodable MO is still reported
+            text = pdu.short_message.hex()
+        parts = 1
+        if pdu.esm_class & 0x40:
+            from engine.text import parse_concat_udh
+
+            info = parse_concat_udh(pdu.short_message)
+            if info is not None and info.total > 1:
+                key = (pdu.source_addr, pdu.destination_addr, info.ref)
+                got = self._mo_parts.setdefault(key, {})
+                got[info.seq] = text
+                if len(got) < info.total:
+                    return
+                del self._mo_parts[key]
+                text = "".join(got[k] for k in sorted(got))
+                parts = info.total
+        self.counters["mo"] += 1
+        event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=self.wall(), parts=parts)
+        self._events.append(event)
+        if self._event_signal is not None:
+            self._event_signal.set()
+
+    def _suppress(self, number: str, carrier: str, reason: str) -> None:
+        self._suppressed.add(number)
+        self.store.suppress(number, carrier, reason, self.wall())
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Once a second: receipt timeouts, scheduled sends, pacing persistence, orphan receipts."""
+        assert self._loop is not None
+        now = self.now()
+        wall = self.wall()
+        awaiting = self._awaiting
+        while awaiting and awaiting[0][0] <= now:
+            _deadline, msg = awaiting.popleft()
+            if msg.final_status is None:
+                outcome = message_outcome(msg.results, timed_out=True)
+                status = outcome.status or S.INDEFINITE
+                self._finalise(msg, status, now, outcome=outcome, error={"reason": "no receipt by the timeout"} if status is S.INDEFINITE else None)
+        scheduled = self._scheduled
+        while scheduled and scheduled[0][0] <= wall:
+            _t, _id, msg = heapq.heappop(scheduled)
+            if msg.cancelled or msg.final_status is not None:
+                continue
+            msg.status = "queued"
+            self.store.record(Update(id=msg.id, status="queued", at=wall))
+            carrier = self.carriers[msg.carrier]
+            if not carrier.add(msg):
+                self._live.pop(msg.id, None)  # spilled: loaded from the store in its turn
+            carrier.wake()
+        for orphan in self.correlator.expire(now):
+            self.counters["orphan_receipts"] += 1
+        self._save_pacing()
+        for carrier in self.carriers.values():
+            if carrier.pacer is not None:
+                carrier.pacer.expire(now)
+                if carrier.pacer.parked and (carrier.pacer.next_due() or math.inf) <= now:
+                    carrier.wake()
+            if carrier.in_ram < self.settings.engine.working_set // 2:
+                self._schedule_load(carrier)
+        if not self._closing:
+            self._ticker = self._loop.call_later(self._next_tick(now), self._tick)
+
+    def _next_tick(self, now: float) -> float:
+        due = 1.0
+        for carrier in self.carriers.values():
+            if carrier.pacer is not None:
+                nxt = carrier.pacer.next_due()
+                if nxt is not None:
+                    due = min(due, max(0.001, nxt - now))
+        return due
+
+    def _save_pacing(self) -> None:
+        wall = self.wall()
+        now = self.now() if self._loop is not None else 0.0
+        entries: list[tuple[str, float | None, bool]] = []
+        for carrier in self.carriers.values():
+            pacer = carrier.pacer
+            if pacer is None:
+                continue
+            for number, left in pacer.snapshot(now):
+                entries.append((number, wall + left, pacer.is_in_flight(number)))
+        if entries:
+            self.store.save_pacing(entries)
+
+    # --- queries and cancel ------------------------------------------------------------------
+
+    async def status(self, message_id: str) -> MessageView | None:
+        mid = parse_id(message_id)
+        if mid is None:
+            return None
+        await self.store.flush()
+        row = await self.store.get(mid)
+        if row is None:
+            return None
+        return MessageView(
+            id=format_id(row.id), account=row.account, status=row.status, carrier=row.carrier, to=row.number,
+            sender=row.sender, client_ref=row.client_ref, priority=row.priority, parts=row.parts,
+            billing_units=row.billing_units, billable_units=row.billable_units, error=row.error,
+            history=[{"status": s, "at": at} for s, at in row.history],
+            submitted_at=row.submitted_at, done_at=row.done_at,
+        )
+
+    async def cancel(self, message_id: str) -> bool:
+        """Cancel a message not yet submitted; False when it is unknown or already (partly) sent."""
+        mid = parse_id(message_id)
+        if mid is None:
+            return False
+        msg = self._live.get(mid)
+        now = self.now()
+        if msg is not None:
+            if msg.final_status is not None or msg.submitted or len(msg.pending) < msg.parts or msg.in_pacer and msg.pending != list(range(msg.parts)):
+                return False
+            if msg.in_pacer:
+                carrier = self.carriers[msg.carrier]
+                if carrier.pacer is not None and carrier.pacer.cancel(msg.number, msg):
+                    msg.in_pacer = False
+                else:
+                    return False  # released to the pool already
+            msg.cancelled = True
+            self._finalise(msg, S.CANCELLED, now)
+            return True
+        await self.store.flush()
+        row = await self.store.get(mid)
+        if row is None or row.status not in _OPEN:
+            return False
+        msg = _Msg(row)
+        msg.cancelled = True
+        self._finalise(msg, S.CANCELLED, now)
+        return True
+
+    async def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
+        """Status events (and MO messages) as they happen.  Best effort: a consumer
+        that falls more than ``engine.events_buffer`` behind loses the oldest."""
+        assert self._event_signal is not None
+        while True:
+            while self._events:
+                yield self._events.popleft()
+            if self._closing:
+                return
+            self._event_signal.clear()
+            await self._event_signal.wait()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "backlog": self.backlog,
+            "live": len(self._live),
+            "awaiting_receipts": len(self._awaiting),
+            "scheduled": len(self._scheduled),
+            "counters": dict(self.counters),
+            "store": self.store.stats(),
+            "correlator": self.correlator.stats(),
+            "carriers": {
+                name: {
+                    "in_memory": c.in_ram,
+                    "pacing": c.pacer.stats() if c.pacer else None,
+                    "pool": c.pool.stats() if c.pool else None,
+                }
+                for name, c in self.carriers.items()
+            },
+        }
+
+
+_FINAL_VALUES = frozenset(s.value for s in FINAL)
