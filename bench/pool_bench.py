@@ -97,7 +97,7 @@ class _Sink:
     def returned(self, subs: list[Submission], now: float) -> None:
         pass
 
-    def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+    def delivered(self, pdu: Pdu, bind: str, now: float, ack: Any = None) -> None:
         if pdu.esm_class & EsmClass.TYPE_MASK:
             self.receipts += 1
             self.last_receipt = time.perf_counter()

@@ -162,6 +162,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 window=args.window, count=args.count, rate=args.rate, carrier=args.carrier,
             )
         )
+    elif args.mode == "e2e":
+        from bench.e2e_bench import run
+
+        figures = _run(run(count=args.count, au_repeat=args.au_repeat, batch=args.batch))
     elif args.mode == "limiter":
         from bench.limiter_bench import run
 
@@ -216,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "pool", "text", "limiter"])
+    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "text", "limiter"])
     p.add_argument("--repeats", type=int, default=5, help="codec/text: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
     p.add_argument("--count", type=int, default=200_000, help="sim: messages to submit")
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-id", default="denpo", help="pool: bind credentials")
     p.add_argument("--password", default="denpo", help="pool: bind credentials")
     p.add_argument("--rate", type=float, default=None, help="pool: configured submits/s for the carrier")
+    p.add_argument("--au-repeat", type=int, default=0, help="e2e: messages to each of a set of au numbers, mixed in")
+    p.add_argument("--batch", type=int, default=500, help="e2e: messages per submit_many call")
     p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")
     p.add_argument("--dlr-delay-ms", type=float, default=100.0, help="sim: receipt delay")

@@ -120,18 +120,29 @@ class _Carrier:
         self.in_ram = 0  # queued messages held in lanes
         self.pool: CarrierPool | None = None
         self.quantum = 10  # parts per DRR round per unit of account weight
+        self.uncommitted = 0  # accepted by the carrier, not yet committed as such
 
     # --- the pool's source ------------------------------------------------------------
 
     def take(self, n: int, now: float) -> list[Submission]:
         engine = self.engine
         out: list[Submission] = []
+        if engine.store.queued_ops > engine.store_lag_limit:
+            # the store is behind: what a crash now would lose grows with every
+            # submit; wait until it caught up
+            if not engine._store_waiting:
+                engine._store_waiting = True
+                engine.store.on_commit(engine._store_caught_up)
+            engine.counters["store_lag_pauses"] += 1
+            return out
+        n -= self.uncommitted
+        if n <= 0:
+            return out
         wall = engine.wall()
         pacer = self.pacer
         if pacer is not None and pacer.parked:
             for msg in pacer.release(now):
-                msg.in_pacer = True
-                self.front.append(msg)
+                self._mark_in_flight(msg)
         front = self.front
         while front and len(out) < n:
             msg = front.popleft()
@@ -184,10 +195,32 @@ class _Carrier:
             self.engine._finalise(msg, S.EXPIRED, now, error={"reason": "validity passed before sending"})
             return False
         if self.pacer is not None and not msg.in_pacer:
-            if not self.pacer.offer(msg.number, msg, now):
-                return False  # parked; released by the pacer later
-            msg.in_pacer = True
+            if self.pacer.offer(msg.number, msg, now):
+                self._mark_in_flight(msg)
+            return False  # parked at the gate, or waiting for its in-flight mark to be durable
         return True
+
+    def _mark_in_flight(self, msg: _Msg) -> None:
+        """A paced number goes in flight.  That fact is committed before the
+        message is sent: after a crash the number is known to be busy (its
+        message's fate unknown, ending at the restart) and is not sent to again
+        too early."""
+        msg.in_pacer = True
+        engine = self.engine
+        engine.store.save_pacing([(msg.number, None, True)])
+        engine.store.on_commit(lambda: self._marked(msg))
+
+    def _marked(self, msg: _Msg) -> None:
+        if msg.final_status is None and not msg.cancelled:
+            self.front.append(msg)
+            self.wake()
+
+    def paced_end(self, msg: _Msg, now: float) -> None:
+        """The message to a paced number ended: the wait starts, and is stored."""
+        assert self.pacer is not None
+        self.pacer.ended(msg.number, now)
+        msg.in_pacer = False
+        self.engine.store.save_pacing([(msg.number, self.engine.wall() + self.pacer.interval, False)])
 
     def _emit(self, msg: _Msg, out: list[Submission], n: int, now: float, wall: float) -> bool:
         """Add the message's pending parts; False when only some fitted."""
@@ -229,11 +262,21 @@ class _Carrier:
         if self.pool is not None:
             self.pool.wake()
 
+    def _committed(self) -> None:
+        self.uncommitted -= 1
+        if self.uncommitted == 0:
+            self.wake()
+
     # --- the pool's sink --------------------------------------------------------------
 
     def submitted(self, sub: Submission, message_id: str, bind: str, now: float) -> None:
         engine = self.engine
         msg, i = sub.context
+        # Until this is committed the message would be sent again after a crash:
+        # it keeps occupying a window slot (take() counts it), so what a crash
+        # can duplicate stays within the windows.
+        self.uncommitted += 1
+        engine.store.on_commit(self._committed)
         msg.part_ids[i] = message_id
         msg.submitted += 1
         key = engine.correlator.scheme(self.name).response_key(message_id)
@@ -271,8 +314,7 @@ class _Carrier:
                 continue
             if self.pacer is not None and msg.in_pacer:
                 # SPEC: a message whose fate is unknown ends when the loss is noticed
-                self.pacer.ended(msg.number, now)
-                msg.in_pacer = False
+                self.paced_end(msg, now)
             if self.settings.resend_fate_unknown:
                 msg.pending = sorted(set(msg.pending) | set(parts))
                 engine.counters["resent_fate_unknown"] += len(parts)
@@ -296,21 +338,25 @@ class _Carrier:
     def returned(self, subs: list[Submission], now: float) -> None:
         pass  # still queued in the store: recovered on the next start
 
-    def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+    def delivered(self, pdu: Pdu, bind: str, now: float, ack: Callable[..., None]) -> bool:
+        """Receipts are answered once what they changed is committed: a crash
+        before that makes the carrier deliver them again, not lose them."""
         engine = self.engine
         receipt = parse_receipt(pdu)
         if receipt is None:
             engine._mo(self, pdu)
-            return
+            return False
         ref = engine.correlator.match(self.name, receipt, now)
         if ref is None:
             engine.counters["receipts_held"] += 1
             if self.pacer is not None and receipt.final:
                 # a receipt for a message we lost track of still ends something at the carrier
                 self.pacer.push(from_smpp(pdu.source_addr), now)
-            return
+            return False
         msg, i = ref
         engine._apply_receipt(self, msg, i, receipt, now)
+        engine.store.on_commit(ack)
+        return True
 
 
 class Engine:
@@ -353,6 +399,8 @@ class Engine:
         self._ticker: asyncio.TimerHandle | None = None
         self._suppressed: set[str] = set()
         self._mo_parts: dict[tuple[str, str, int], dict[int, str]] = {}
+        self.store_lag_limit = 1000  # transitions queued for the store before sending pauses
+        self._store_waiting = False
 
     # --- clocks -----------------------------------------------------------------------
 
@@ -722,8 +770,7 @@ class Engine:
             fields["error"] = error
         self.store.record(Update(id=msg.id, status=status.value, at=wall, fields=fields, history=late or not first))
         if first and carrier is not None and carrier.pacer is not None and msg.in_pacer:
-            carrier.pacer.ended(msg.number, now)
-            msg.in_pacer = False
+            carrier.paced_end(msg, now)
         if status is not S.INDEFINITE:
             for part_id in msg.part_ids:
                 if part_id:
@@ -731,6 +778,11 @@ class Engine:
             self._live.pop(msg.id, None)
         self.counters[f"final_{status.value}"] += 1
         self._emit_event(msg, status.value, wall, error=error, billable_units=billable_units, late=late)
+
+    def _store_caught_up(self) -> None:
+        self._store_waiting = False
+        for carrier in self.carriers.values():
+            carrier.wake()
 
     def _left_backlog(self, msg: _Msg) -> None:
         if msg.in_backlog:

@@ -329,6 +329,8 @@ def _walk(value: Any, tp: Any, path: str, problems: list[Problem]) -> None:
             _walk(item, value_tp, _join(path, key), problems)
         return
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return  # an explicit null (JSON; TOML has none)
         arms = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(arms) == 1:
             _walk(value, arms[0], path, problems)

@@ -95,7 +95,10 @@ class PoolSink(Protocol):
 
     def returned(self, subs: list[Submission], now: float) -> None: ...
 
-    def delivered(self, pdu: Pdu, bind: str, now: float) -> None: ...
+    def delivered(self, pdu: Pdu, bind: str, now: float, ack: Callable[..., None]) -> bool | None:
+        """An inbound deliver_sm/data_sm.  Return True to answer it later by
+        calling ``ack()`` (e.g. once it is stored); otherwise it is answered now."""
+        ...
 
 
 class DequeSource:
@@ -130,6 +133,24 @@ class DequeSource:
             queue.clear()
             return items
         return [queue.popleft() for _ in range(n)]
+
+
+class _Ack:
+    """Answers one inbound deliver_sm / data_sm — now, or once the consumer has
+    made it durable (the carrier re-sends what was never answered)."""
+
+    __slots__ = ("conn", "sequence_number", "resp")
+
+    def __init__(self, conn: SmppConnection, pdu: Pdu) -> None:
+        self.conn = conn
+        self.sequence_number = pdu.sequence_number
+        self.resp = DeliverSmResp if pdu.command_id == _DELIVER_SM else DataSmResp
+
+    def __call__(self, status: int = 0) -> None:
+        conn = self.conn
+        if conn.transport is None or not conn.session.is_bound and conn.session.state.value != "unbinding":
+            return  # the connection is gone: the carrier delivers it again
+        conn.send(self.resp(sequence_number=self.sequence_number, command_status=status))
 
 
 class BindState:
@@ -195,17 +216,18 @@ class _Bind:
                 if cmd != _DELIVER_SM and cmd != _DATA_SM:
                     counters["requests_ignored"] += 1
                     continue
-                status = 0
+                ack = _Ack(conn, pdu)
                 try:
-                    pool.sink.delivered(pdu, self.name, now)
+                    deferred = pool.sink.delivered(pdu, self.name, now, ack)
                     counters["delivered"] += 1
                 except Exception:  # noqa: BLE001 - never lose a receipt to our own bug
                     # The carrier keeps it and delivers it again (Kannel does the same).
                     log.exception("carrier %s bind %s: the consumer refused a deliver_sm; answering ESME_RX_T_APPN", pool.name, self.name)
                     counters["delivered_refused"] += 1
-                    status = Status.ESME_RX_T_APPN
-                resp = DeliverSmResp if cmd == _DELIVER_SM else DataSmResp
-                conn.send(resp(sequence_number=pdu.sequence_number, command_status=status))
+                    ack(Status.ESME_RX_T_APPN)
+                    continue
+                if not deferred:
+                    ack()
             elif kind is Timeout:
                 # A missed deadline means the link is dead: the timed-out submits
                 # and every other outstanding one go back as fate unknown, in send

@@ -108,6 +108,15 @@ class Store(Protocol):
         """Wait until everything queued so far is committed."""
         ...
 
+    def on_commit(self, callback: Any) -> None:
+        """Call ``callback`` in the event loop once everything queued so far is committed."""
+        ...
+
+    @property
+    def queued_ops(self) -> int:
+        """Transitions queued and not yet committed (the engine slows down when this grows)."""
+        ...
+
     async def get(self, message_id: int) -> StoredMessage | None: ...
 
     async def load(self, *, statuses: tuple[str, ...], carrier: str | None = None, after_id: int = 0, limit: int = 1000) -> list[StoredMessage]:

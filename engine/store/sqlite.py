@@ -199,6 +199,7 @@ class SqliteStore:
     def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         started = time.perf_counter()
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        callbacks: list[Callable[[], None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             statuses: list[tuple[str, float, str]] = []
@@ -242,6 +243,8 @@ class SqliteStore:
                     conn.execute("INSERT OR REPLACE INTO suppression VALUES (?, ?, ?, ?)", op[1])
                 elif kind == "flush":
                     done.append((op[1], None, None))
+                elif kind == "cb":
+                    callbacks.append(op[1])
             if statuses:
                 conn.executemany("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", statuses)
             if history:
@@ -267,13 +270,14 @@ class SqliteStore:
             self._failure = exc
             waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
             done = [(fut, None, exc) for fut in waiters]
+            callbacks = []  # what depended on this commit must not go ahead
         elapsed = time.perf_counter() - started
         self.commits += 1
         self.committed_ops += len(batch)
         self.commit_seconds += elapsed
         self.last_commit_seconds = elapsed
-        if done and self._loop is not None:
-            self._loop.call_soon_threadsafe(_resolve, done)
+        if (done or callbacks) and self._loop is not None:
+            self._loop.call_soon_threadsafe(_resolve, done, callbacks)
 
     def _insert(self, conn: sqlite3.Connection, messages: list[NewMessage]) -> list[tuple[int, bool]]:
         now = self._wall()
@@ -336,6 +340,11 @@ class SqliteStore:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put(("flush", future))
         await future
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the event loop) once everything queued so far is committed;
+        never, if that commit fails."""
+        self._queue.put(("cb", callback))
 
     def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
         if entries:
@@ -476,7 +485,12 @@ class SqliteStore:
         }
 
 
-def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]], callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - one failing callback must not stop the others
+            log.exception("store commit callback failed")
     for future, result, exc in done:
         if future.done():
             continue

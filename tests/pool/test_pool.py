@@ -57,7 +57,7 @@ class Sink:
     def returned(self, subs: list[Submission], now: float) -> None:
         self.returned_subs = subs
 
-    def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+    def delivered(self, pdu: Pdu, bind: str, now: float, ack: Any = None) -> None:
         self.inbound.append(pdu)
         self.order.append(("delivered", pdu.tlvs.get(Tag.RECEIPTED_MESSAGE_ID)))
 
@@ -438,7 +438,7 @@ def test_bind_failures_are_logged_loudly(caplog: pytest.LogCaptureFixture) -> No
 @pytest.mark.looptime
 async def test_a_consumer_that_raises_gets_the_receipt_again_later() -> None:
     class Flaky(Sink):
-        def delivered(self, pdu: Pdu, bind: str, now: float) -> None:
+        def delivered(self, pdu: Pdu, bind: str, now: float, ack: Any = None) -> None:
             if not getattr(self, "raised", False):
                 self.raised = True
                 raise RuntimeError("store unavailable")

@@ -1,0 +1,148 @@
+"""End to end through the embedded API: submit → store → pools → simulators → receipts → final status.
+
+    denpo bench e2e [--count 200000] [--au-repeat K] [--batch 500]
+
+The engine runs in this process (uvloop) on a fresh store; one ``denpo sim``
+process per carrier.  Messages go to all four carriers round robin, to
+distinct numbers.  With ``--au-repeat K`` a set of au numbers gets K
+messages each on top (paced 12 s apart by the engine), and the au
+simulator's violation count is reported.  ``lost`` = accepted − final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from bench._harness import process_usage, self_usage
+from bench.sim_bench import start_simulator
+from engine.api import StatusEvent, SubmitRequest
+from engine.engine import Engine
+from engine.ops.config import CARRIERS, parse_config
+
+__all__ = ["run", "start_simulators", "engine_config"]
+
+
+async def start_simulators(dlr_delay_ms: float = 100.0, extra: tuple[str, ...] = ()) -> dict[str, tuple[Any, dict[str, Any]]]:
+    sims = {}
+    for carrier in CARRIERS:
+        sims[carrier] = await start_simulator(
+            carrier, "--dlr-delay-ms", str(dlr_delay_ms), "--partial-failure-rate", "0", "--track-numbers", "1000000", *extra
+        )
+    return sims
+
+
+def engine_config(sims: dict[str, tuple[Any, dict[str, Any]]], store_path: str, *, binds: int = 2, window: int = 100, **engine: Any) -> Any:
+    return parse_config(
+        {
+            "store": {"path": store_path},
+            "engine": engine,
+            "smpp": {"window": window, "response_timeout_s": 30.0},
+            "accounts": {"bench": {"senders": {c: ["0120000000"] for c in CARRIERS}}},
+            "carriers": {
+                c: {
+                    "endpoints": [{"host": "127.0.0.1", "port": ready["port"], "system_id": "bench", "password": "bench"}],
+                    "binds": binds,
+                }
+                for c, (_proc, ready) in sims.items()
+            },
+        }
+    )
+
+
+async def run(*, count: int, au_repeat: int = 0, batch: int = 500, binds: int = 2, window: int = 100) -> dict[str, Any]:
+    import aiohttp
+
+    sims = await start_simulators()
+    folder = tempfile.mkdtemp(prefix="denpo-e2e-")
+    au_numbers = max(1, min(1000, count // 20)) if au_repeat else 0
+    requests = [
+        SubmitRequest(account="bench", to=f"+8190{i:08d}", text="ベンチマーク: お客様のご注文を承りました。", carrier=CARRIERS[i % 4])
+        for i in range(count)
+    ]
+    paced = [
+        SubmitRequest(account="bench", to=f"+8170{n:08d}", text=f"au pacing {k}", carrier="au")
+        for k in range(au_repeat)
+        for n in range(au_numbers)
+    ]
+    total = len(requests) + len(paced)
+    try:
+        config = engine_config(sims, f"{folder}/denpo.db", binds=binds, window=window, backlog_limit=max(1_000_000, total), working_set=50_000)
+        async with Engine(config) as engine:
+            while any(c.pool.binds_up < binds for c in engine.carriers.values()):  # type: ignore[union-attr]
+                await asyncio.sleep(0.01)
+            before = {c: process_usage(p.pid) for c, (p, _r) in sims.items()}
+            me_before = self_usage()
+            start = time.perf_counter()
+            final = 0
+            statuses: dict[str, int] = {}
+            accept_errors = 0
+            last_final = start
+
+            async def consume() -> None:
+                nonlocal final, last_final
+                async for event in engine.events():
+                    if isinstance(event, StatusEvent) and event.final and not event.late:
+                        final += 1
+                        statuses[event.status] = statuses.get(event.status, 0) + 1
+                        if final >= accepted_total[0] and submitting_done.is_set():
+                            last_final = time.perf_counter()
+                            return
+
+            accepted_total = [0]
+            submitting_done = asyncio.Event()
+            consumer = asyncio.create_task(consume())
+            pending = paced + requests  # the paced ones first: they take longest
+            for k in range(0, len(pending), batch):
+                results = await engine.submit_many(pending[k : k + batch])
+                ok = sum(1 for r in results if not isinstance(r, Exception))
+                accepted_total[0] += ok
+                accept_errors += len(results) - ok
+            accepted_seconds = time.perf_counter() - start
+            submitting_done.set()
+            if final >= accepted_total[0]:
+                consumer.cancel()
+                last_final = time.perf_counter()
+            else:
+                await asyncio.wait_for(consumer, timeout=max(600.0, total / 100))
+            seconds = last_final - start
+            me_after = self_usage()
+            after = {c: process_usage(p.pid) for c, (p, _r) in sims.items()}
+            engine_stats = engine.stats()
+        violations = 0
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{sims['au'][1]['control_port']}/stats") as resp:
+                violations = (await resp.json())["violations"]
+    finally:
+        for proc, _ready in sims.values():
+            proc.terminate()
+        for proc, _ready in sims.values():
+            await proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+    accepted = accepted_total[0]
+    return {
+        "count": count,
+        "au_repeat": au_repeat,
+        "au_numbers": au_numbers,
+        "accepted": accepted,
+        "accept_errors": accept_errors,
+        "final": final,
+        "lost": accepted - final,
+        "statuses": statuses,
+        "seconds": round(seconds, 3),
+        "accept_seconds": round(accepted_seconds, 3),
+        "final_per_s": round(final / seconds) if seconds > 0 else None,
+        "accepted_per_s": round(accepted / accepted_seconds) if accepted_seconds > 0 else None,
+        "au_pacing_violations": violations,
+        "engine_cpu_s": round(me_after["cpu_s"] - me_before["cpu_s"], 2),
+        "store": engine_stats["store"],
+        "processes": {
+            "engine": me_after,
+            **{f"sim_{c}": {**after[c], "cpu_s": round(after[c]["cpu_s"] - before[c]["cpu_s"], 2)} for c in after},
+        },
+        "rss_mb": me_after["rss_mb"],
+        "cpu_s": round(me_after["cpu_s"] - me_before["cpu_s"], 2),
+    }
