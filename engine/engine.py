@@ -117,10 +117,13 @@ class _Carrier:
         self.lanes: dict[str, dict[str, _Lane]] = {p: {} for p in _PRIORITY_NAMES}
         self.active: dict[str, collections.deque[str]] = {p: collections.deque() for p in _PRIORITY_NAMES}
         self.front: collections.deque[_Msg] = collections.deque()  # admitted already: resends, partly sent
-        self.in_ram = 0  # queued messages held in lanes
+        self.in_ram = 0  # queued messages held in memory: in lanes or parked at the pacing gate
         self.pool: CarrierPool | None = None
         self.quantum = 10  # parts per DRR round per unit of account weight
         self.uncommitted = 0  # accepted by the carrier, not yet committed as such
+        self._pacer_timer: asyncio.TimerHandle | None = None
+        self._pacer_at = math.inf
+        self._pacer_reached = -math.inf  # the due time of the last pacer timer that fired
 
     # --- the pool's source ------------------------------------------------------------
 
@@ -141,8 +144,13 @@ class _Carrier:
         wall = engine.wall()
         pacer = self.pacer
         if pacer is not None and pacer.parked:
-            for msg in pacer.release(now):
+            # a fired timer means its due time has come, even if ``now`` reads a
+            # hair earlier (clock rounding): without this it would re-arm forever
+            for msg in pacer.release(max(now, self._pacer_reached)):
+                self.in_ram -= 1  # counted while parked
                 self._mark_in_flight(msg)
+        if pacer is not None and pacer.parked:
+            self._arm_pacer(now)
         front = self.front
         while front and len(out) < n:
             msg = front.popleft()
@@ -158,47 +166,81 @@ class _Carrier:
         return out
 
     def _drain_priority(self, priority: str, out: list[Submission], n: int, now: float, wall: float) -> bool:
-        """Deficit round robin over this priority's accounts (cost = parts); True when out is full."""
+        """Deficit round robin over this priority's accounts (cost = parts); True when out is full.
+
+        A message admitted at the pacing gate but waiting for its in-flight mark
+        to be committed counts as sent here (it is on its way), so one call
+        never admits more than ``n`` parts' worth."""
         active = self.active[priority]
         lanes = self.lanes[priority]
         accounts = self.engine.accounts
-        while active and len(out) < n:
+        budget = n - len(out)
+        while active and budget > 0:
             account = active[0]
             lane = lanes[account]
             if lane.deficit <= 0:
                 weight = accounts[account].weight if account in accounts else 1
                 lane.deficit += self.quantum * weight
             queue = lane.queue
-            while queue and lane.deficit > 0 and len(out) < n:
+            while queue and lane.deficit > 0 and budget > 0:
                 msg = queue.popleft()
+                verdict = self._admit(msg, now, wall)
+                if verdict == "parked":
+                    continue  # still held in memory, by the pacer
                 self.in_ram -= 1
-                if not self._admit(msg, now, wall):
-                    continue  # expired, cancelled, or parked at the pacing gate
-                before = len(out)
-                if not self._emit(msg, out, n, now, wall):
-                    self.front.appendleft(msg)  # the rest of its parts next time
-                lane.deficit -= len(out) - before
+                if verdict == "skip":
+                    continue  # expired or cancelled
+                if verdict == "marking":
+                    cost = len(msg.pending)
+                else:
+                    before = len(out)
+                    if not self._emit(msg, out, n, now, wall):
+                        self.front.appendleft(msg)  # the rest of its parts next time
+                    cost = len(out) - before
+                lane.deficit -= cost
+                budget -= cost
             if not queue:
                 active.popleft()
                 lane.deficit = 0
                 if lane.spilled:
                     self.engine._schedule_load(self)
-            elif len(out) < n:
+            elif lane.deficit <= 0:
                 active.rotate(-1)  # its quantum is spent: the next account's turn
-        return len(out) >= n
+        return len(out) >= n or budget <= 0
 
-    def _admit(self, msg: _Msg, now: float, wall: float) -> bool:
-        """May this queued message go now?  Finalises expired/cancelled ones; parks paced ones."""
+    def _admit(self, msg: _Msg, now: float, wall: float) -> str:
+        """``send``, ``skip`` (expired, cancelled), ``parked`` (its number is busy)
+        or ``marking`` (admitted; goes once its in-flight mark is committed)."""
         if msg.cancelled:
-            return False
+            return "skip"
         if msg.expires_at is not None and wall >= msg.expires_at:
             self.engine._finalise(msg, S.EXPIRED, now, error={"reason": "validity passed before sending"})
-            return False
+            return "skip"
         if self.pacer is not None and not msg.in_pacer:
             if self.pacer.offer(msg.number, msg, now):
                 self._mark_in_flight(msg)
-            return False  # parked at the gate, or waiting for its in-flight mark to be durable
-        return True
+                return "marking"
+            return "parked"
+        return "send"
+
+    def _arm_pacer(self, now: float) -> None:
+        """Wake the pool when the pacer's next parked message may go."""
+        assert self.pacer is not None
+        due = self.pacer.next_due()
+        if due is None or (self._pacer_timer is not None and self._pacer_at <= due):
+            return
+        if self._pacer_timer is not None:
+            self._pacer_timer.cancel()
+        loop = self.engine._loop
+        assert loop is not None
+        self._pacer_at = due
+        self._pacer_timer = loop.call_at(loop.time() + max(0.0, due - now), self._pacer_fired)
+
+    def _pacer_fired(self) -> None:
+        self._pacer_timer = None
+        self._pacer_reached = self._pacer_at
+        self._pacer_at = math.inf
+        self.wake()
 
     def _mark_in_flight(self, msg: _Msg) -> None:
         """A paced number goes in flight.  That fact is committed before the
@@ -221,12 +263,20 @@ class _Carrier:
         self.pacer.ended(msg.number, now)
         msg.in_pacer = False
         self.engine.store.save_pacing([(msg.number, self.engine.wall() + self.pacer.interval, False)])
+        if self.pacer.parked:
+            self._arm_pacer(now)
 
     def _emit(self, msg: _Msg, out: list[Submission], n: int, now: float, wall: float) -> bool:
         """Add the message's pending parts; False when only some fitted."""
         if msg.cancelled or msg.final_status is not None:
             return True
-        if msg.expires_at is not None and wall >= msg.expires_at and msg.submitted == 0:
+        if msg.expires_at is not None and wall >= msg.expires_at and msg.submitted == 0 and len(msg.pending) == msg.parts:
+            if self.pacer is not None and msg.in_pacer:
+                # admitted but never sent: the number was not really busy
+                self.pacer.ended(msg.number, now - self.pacer.interval)
+                msg.in_pacer = False
+                self.engine.store.save_pacing([(msg.number, None, False)])
+                self.wake()  # a message parked behind it may go now
             self.engine._finalise(msg, S.EXPIRED, now, error={"reason": "validity passed before sending"})
             return True
         bodies = msg.bodies or self.engine._bodies(msg)
@@ -280,7 +330,9 @@ class _Carrier:
         msg.part_ids[i] = message_id
         msg.submitted += 1
         key = engine.correlator.scheme(self.name).response_key(message_id)
-        engine.store.record(Update(id=msg.id, part=PartRecord(seq=i + 1, carrier_id=message_id, key=key)), self.name)
+        single = msg.parts == 1
+        if not single:
+            engine.store.part(msg.id, self.name, PartRecord(seq=i + 1, carrier_id=message_id, key=key))
         held = engine.correlator.register(self.name, message_id, (msg, i), now)
         if msg.submitted == msg.parts and msg.final_status is None:
             wall = engine.wall()
@@ -289,8 +341,13 @@ class _Carrier:
             msg.deadline = now + engine.settings.engine.receipt_timeout_s
             engine._left_backlog(msg)
             engine._awaiting.append((msg.deadline, msg))
-            engine.store.record(Update(id=msg.id, status=S.SUBMITTED.value, at=wall, fields={"submitted_at": wall}))
+            if single:
+                engine.store.submitted(msg.id, wall, message_id, key)
+            else:
+                engine.store.submitted(msg.id, wall)
             engine._emit_event(msg, S.SUBMITTED.value, wall)
+        elif single:  # submitted again after its first fate was unknown, or after it ended
+            engine.store.submitted(msg.id, msg.submitted_at or engine.wall(), message_id, key)
         for receipt in held:
             engine._apply_receipt(self, msg, i, receipt, now)
 
@@ -351,7 +408,9 @@ class _Carrier:
             engine.counters["receipts_held"] += 1
             if self.pacer is not None and receipt.final:
                 # a receipt for a message we lost track of still ends something at the carrier
-                self.pacer.push(from_smpp(pdu.source_addr), now)
+                number = from_smpp(pdu.source_addr)
+                self.pacer.push(number, now)
+                engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
             return False
         msg, i = ref
         engine._apply_receipt(self, msg, i, receipt, now)
@@ -515,6 +574,7 @@ class Engine:
                 elif not_before is not None and not_before > wall:
                     waiting.append((number, not_before - wall))
             carrier.pacer.restore(waiting, now, in_flight=sorted(awaiting))
+        self._suppressed = {number for number, _c, _r, _at in await self.store.suppressed()}
         if self.backlog or self._awaiting:
             log.info("recovered %d queued and %d submitted messages", self.backlog, len(self._awaiting))
 
@@ -730,15 +790,17 @@ class Engine:
             return  # the first final result of a part stands
         msg.results[i] = result
         wall = self.wall()
-        self.store.record(
-            Update(id=msg.id, part=PartRecord(seq=i + 1, state=result.value, stat=receipt.stat, err=receipt.err, at=wall)),
-            carrier.name,
-        )
+        if msg.parts > 1:  # a single part's result is its message's final status
+            self.store.part(msg.id, carrier.name, PartRecord(seq=i + 1, state=result.value, stat=receipt.stat, err=receipt.err, at=wall))
         self.counters["receipts"] += 1
         error = None
         if result is not PartResult.DELIVERED:
             error = {"stat": receipt.stat, "err": receipt.err}
         if msg.final_status is not None:
+            if carrier.pacer is not None:
+                # the carrier just delivered (or failed) it: that is when it ended there
+                carrier.pacer.push(msg.number, now)
+                self.store.save_pacing([(msg.number, wall + carrier.pacer.interval, False)])
             if msg.final_status == S.INDEFINITE.value:
                 outcome = message_outcome(msg.results, timed_out=True)
                 if outcome.status is not None and outcome.status.value != msg.final_status:
@@ -765,10 +827,10 @@ class Engine:
         else:
             billable_units = min(billable_parts, msg.billing_units)
         msg.billable_parts = billable_units
-        fields: dict[str, Any] = {"done_at": wall, "billable_units": billable_units, "delivered_parts": delivered}
-        if error is not None:
-            fields["error"] = error
-        self.store.record(Update(id=msg.id, status=status.value, at=wall, fields=fields, history=late or not first))
+        keep = late or not first or status is S.INDEFINITE  # an indefinite may be overwritten later
+        self.store.finished(
+            msg.id, status.value, wall, billable_units=billable_units, delivered_parts=delivered, error=error, history=keep
+        )
         if first and carrier is not None and carrier.pacer is not None and msg.in_pacer:
             carrier.paced_end(msg, now)
         if status is not S.INDEFINITE:
@@ -805,6 +867,7 @@ class Engine:
         """A mobile-originated message; concatenated parts are joined before it is reported."""
         try:
             text = decode_wire(pdu.short_message or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding, carrier.name, udh=bool(pdu.esm_class & 0x40))
+            text = text.replace("\r\n", "\n")  # SPEC: text read back equals the original after CR LF -> LF
         except Exception:  # noqa: BLE001 - an undecodable MO is still reported
             text = pdu.short_message.hex()
         parts = 1
@@ -853,30 +916,18 @@ class Engine:
             msg.status = "queued"
             self.store.record(Update(id=msg.id, status="queued", at=wall))
             carrier = self.carriers[msg.carrier]
-            if not carrier.add(msg):
-                self._live.pop(msg.id, None)  # spilled: loaded from the store in its turn
+            # its lane may have spilled past its id: it goes into memory regardless
+            carrier._append(carrier.lanes[msg.priority].setdefault(msg.account, _Lane()), msg)
             carrier.wake()
-        for orphan in self.correlator.expire(now):
+        for _orphan in self.correlator.expire(now):
             self.counters["orphan_receipts"] += 1
-        self._save_pacing()
         for carrier in self.carriers.values():
             if carrier.pacer is not None:
                 carrier.pacer.expire(now)
-                if carrier.pacer.parked and (carrier.pacer.next_due() or math.inf) <= now:
-                    carrier.wake()
             if carrier.in_ram < self.settings.engine.working_set // 2:
                 self._schedule_load(carrier)
         if not self._closing:
-            self._ticker = self._loop.call_later(self._next_tick(now), self._tick)
-
-    def _next_tick(self, now: float) -> float:
-        due = 1.0
-        for carrier in self.carriers.values():
-            if carrier.pacer is not None:
-                nxt = carrier.pacer.next_due()
-                if nxt is not None:
-                    due = min(due, max(0.001, nxt - now))
-        return due
+            self._ticker = self._loop.call_later(1.0, self._tick)
 
     def _save_pacing(self) -> None:
         wall = self.wall()

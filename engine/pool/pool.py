@@ -192,7 +192,12 @@ class _Bind:
 
     @property
     def outstanding(self) -> int:
-        return self.conn.session.outstanding if self.conn is not None else 0
+        """Submits awaiting their response (keep-alive probes not counted)."""
+        conn = self.conn
+        if conn is None:
+            return 0
+        session = conn.session
+        return session.outstanding - (1 if session.probing else 0)
 
     # --- SmppHandler ---------------------------------------------------------------
 

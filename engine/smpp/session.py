@@ -268,6 +268,11 @@ class Session:
         return len(self._outstanding)
 
     @property
+    def probing(self) -> bool:
+        """An enquire_link of ours awaits its response."""
+        return self._enquire_outstanding
+
+    @property
     def free_slots(self) -> int:
         return self.window - len(self._outstanding)
 

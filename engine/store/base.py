@@ -101,7 +101,27 @@ class Store(Protocol):
         ...
 
     def record(self, update: Update) -> None:
-        """Queue a transition; it is committed with the next batch."""
+        """Queue a transition; it is committed with the next batch.  The hot
+        transitions have their own narrower methods below (fewer bytes per
+        message through the writer)."""
+        ...
+
+    def submitted(self, message_id: int, at: float, carrier_id: str | None = None, key: str | None = None) -> None:
+        """Queue: every part is accepted by the carrier.  A single-part message
+        passes its carrier id and receipt key here (no part record)."""
+        ...
+
+    def part(self, message_id: int, carrier: str, part: PartRecord) -> None:
+        """Queue a part's record of a multi-part message: its carrier id when
+        submitted, its receipt's state later (fields left None are kept)."""
+        ...
+
+    def finished(
+        self, message_id: int, status: str, at: float, *, billable_units: int, delivered_parts: int,
+        error: dict[str, Any] | None = None, history: bool = False,
+    ) -> None:
+        """Queue a final status (or a late receipt's change of one); ``history``
+        keeps it as a history row too."""
         ...
 
     async def flush(self) -> None:
@@ -123,8 +143,8 @@ class Store(Protocol):
         """Messages in ``statuses``, ordered by id, after ``after_id``."""
         ...
 
-    async def find_parts(self, carrier: str, keys: list[str]) -> list[tuple[int, int, str]]:
-        """``(message_id, seq, key)`` for parts submitted under one of these normalised carrier ids."""
+    async def load_parts(self, message_ids: list[int]) -> dict[int, list[PartRecord]]:
+        """The part records of these messages (single-part ones included), by message id."""
         ...
 
     async def counts(self) -> dict[str, int]:
@@ -161,6 +181,11 @@ class IdGenerator:
         self._last = value
         return value
 
+    def continue_after(self, highest: int) -> None:
+        """Never issue an id at or below ``highest`` (the store's largest: ids stay
+        unique when the clock went back across a restart)."""
+        self._last = max(self._last, highest)
+
     def batch(self, n: int) -> list[int]:
         return [self() for _ in itertools.repeat(None, n)]
 
@@ -174,6 +199,7 @@ def parse_id(text: str) -> int | None:
     if len(text) != 16:
         return None
     try:
-        return int(text, 16)
+        value = int(text, 16)
     except ValueError:
         return None
+    return value if value < 2**63 else None  # SQLite integers are signed 64-bit

@@ -29,13 +29,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from engine.store.base import IdGenerator, NewMessage, PartRecord, StoredMessage, Update
 
 __all__ = ["SqliteStore"]
 
 log = logging.getLogger("denpo.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
@@ -59,7 +61,9 @@ CREATE TABLE IF NOT EXISTS messages (
     expires_at REAL,
     submitted_at REAL,
     done_at REAL,
-    error TEXT
+    error TEXT,
+    carrier_id TEXT,  -- a single-part message's id at the carrier (multi-part: the parts table)
+    key TEXT          -- its normalised form, the receipt key
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ref ON messages(account, client_ref) WHERE client_ref IS NOT NULL;
 -- the backlog: only messages not yet submitted are indexed (a status index
@@ -67,6 +71,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ref ON messages(account, clien
 -- are found from the persisted watermark meta.open_from on recovery
 CREATE INDEX IF NOT EXISTS messages_backlog ON messages(carrier, priority, account, id)
     WHERE status IN ('accepted', 'queued');
+-- parts of multi-part messages only; no index on key: receipts are matched in
+-- memory (recovery registers the keys of every message awaiting receipts)
 CREATE TABLE IF NOT EXISTS parts (
     message_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -79,7 +85,6 @@ CREATE TABLE IF NOT EXISTS parts (
     at REAL,
     PRIMARY KEY (message_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parts_key ON parts(carrier, key);
 CREATE TABLE IF NOT EXISTS history (
     message_id INTEGER NOT NULL, at REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (message_id, at, status)
 ) WITHOUT ROWID;
@@ -89,12 +94,17 @@ CREATE TABLE IF NOT EXISTS suppression (number TEXT PRIMARY KEY, carrier TEXT NO
 
 _COLUMNS = (
     "id, account, client_ref, carrier, number, sender, text, priority, status, parts, billing_units, "
-    "billable_units, delivered_parts, ref, created_at, send_at, expires_at, submitted_at, done_at, error"
+    "billable_units, delivered_parts, ref, created_at, send_at, expires_at, submitted_at, done_at, error, carrier_id, key"
 )
 _UPDATABLE = frozenset(
     {"billable_units", "delivered_parts", "submitted_at", "done_at", "error", "send_at", "expires_at", "ref"}
 )
 _STOP = object()
+_json = msgspec.json.Encoder().encode
+
+
+def _column(name: str, value: Any) -> Any:
+    return _json(value).decode() if name == "error" and value is not None else value
 
 
 class SqliteStore:
@@ -125,6 +135,8 @@ class SqliteStore:
         self.committed_ops = 0
         self.commit_seconds = 0.0
         self.last_commit_seconds = 0.0
+        self._callbacks: list[Callable[[], None]] = []
+        self._marker_due = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -175,6 +187,9 @@ class SqliteStore:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path}: schema version {row[0]}, this denpo knows {SCHEMA_VERSION}")
+            (highest,) = conn.execute("SELECT max(id) FROM messages").fetchone()
+            if highest is not None:
+                self._ids.continue_after(highest)
         except BaseException as exc:  # noqa: BLE001 - reported to open()
             ready.set_exception(exc)
             return
@@ -197,26 +212,38 @@ class SqliteStore:
         conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        """One transaction for the batch.  Operations are grouped by kind and
+        applied in life-cycle order (insert, queued, submitted, parts, final,
+        history), each group in queue order: a message's later transition in
+        the same batch always lands after its earlier one."""
         started = time.perf_counter()
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         callbacks: list[Callable[[], None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            statuses: list[tuple[str, float, str]] = []
-            history: list[tuple[str, str, float]] = []
+            statuses: list[tuple[str, float, int]] = []
+            history: list[tuple[int, float, str]] = []
             parts: list[tuple[Any, ...]] = []
             fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            submitted: list[tuple[Any, ...]] = []
+            finished: list[tuple[Any, ...]] = []
             for op in batch:
                 kind = op[0]
-                if kind == "u":
+                if kind == "s":
+                    submitted.append(op[1])
+                elif kind == "f":
+                    finished.append(op[1])
+                    if op[2]:
+                        history.append((op[1][5], op[1][1], op[1][0]))
+                elif kind == "p":
+                    parts.append(op[1])
+                elif kind == "cb":
+                    callbacks.extend(op[1])
+                elif kind == "u":
                     update: Update = op[1]
                     if update.fields:
-                        # one UPDATE per row: the status rides along with the other columns
                         names = tuple(sorted(update.fields))
-                        values = tuple(
-                            json.dumps(update.fields[n]) if n == "error" and update.fields[n] is not None else update.fields[n]
-                            for n in names
-                        )
+                        values = tuple(_column(n, update.fields[n]) for n in names)
                         if update.status is not None:
                             names += ("status", "updated_at")
                             values += (update.status, update.at)
@@ -243,15 +270,17 @@ class SqliteStore:
                     conn.execute("INSERT OR REPLACE INTO suppression VALUES (?, ?, ?, ?)", op[1])
                 elif kind == "flush":
                     done.append((op[1], None, None))
-                elif kind == "cb":
-                    callbacks.append(op[1])
             if statuses:
                 conn.executemany("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", statuses)
-            if history:
-                conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", history)
             for names, rows in fields.items():
                 sets = ", ".join(f"{n} = ?" for n in names)
                 conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
+            if submitted:
+                conn.executemany(
+                    "UPDATE messages SET status = 'submitted', updated_at = ?1, submitted_at = ?1, "
+                    "carrier_id = coalesce(?2, carrier_id), key = coalesce(?3, key) WHERE id = ?4",
+                    submitted,
+                )
             if parts:
                 conn.executemany(
                     "INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id, seq) DO UPDATE SET "
@@ -260,6 +289,14 @@ class SqliteStore:
                     "err = coalesce(excluded.err, err), at = coalesce(excluded.at, at)",
                     parts,
                 )
+            if finished:
+                conn.executemany(
+                    "UPDATE messages SET status = ?1, updated_at = ?2, done_at = ?2, billable_units = ?3, "
+                    "delivered_parts = ?4, error = ?5 WHERE id = ?6",
+                    finished,
+                )
+            if history:
+                conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", history)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
             log.exception("store commit failed")
@@ -335,16 +372,47 @@ class SqliteStore:
             raise ValueError(f"not updatable: {sorted(set(update.fields) - _UPDATABLE)}")
         self._queue.put(("u", update, carrier))
 
+    def submitted(self, message_id: int, at: float, carrier_id: str | None = None, key: str | None = None) -> None:
+        self._queue.put(("s", (at, carrier_id, key, message_id)))
+
+    def part(self, message_id: int, carrier: str, part: PartRecord) -> None:
+        p = part
+        self._queue.put(("p", (message_id, p.seq, carrier, p.carrier_id, p.key, p.state, p.stat, p.err, p.at)))
+
+    def finished(
+        self, message_id: int, status: str, at: float, *, billable_units: int, delivered_parts: int,
+        error: dict[str, Any] | None = None, history: bool = False,
+    ) -> None:
+        encoded = _json(error).decode() if error is not None else None
+        self._queue.put(("f", (status, at, billable_units, delivered_parts, encoded, message_id), history))
+
     async def flush(self) -> None:
         self._check()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put_marker()
         self._queue.put(("flush", future))
         await future
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (in the event loop) once everything queued so far is committed;
-        never, if that commit fails."""
-        self._queue.put(("cb", callback))
+        never, if that commit fails.
+
+        Callbacks registered in one pass of the event loop travel to the
+        writer together, as one marker queued at the end of the pass: a
+        marker per callback cost as much as the transition it waited for."""
+        self._callbacks.append(callback)
+        if not self._marker_due:
+            self._marker_due = True
+            if self._loop is not None:
+                self._loop.call_soon(self._put_marker)
+            else:
+                self._put_marker()
+
+    def _put_marker(self) -> None:
+        self._marker_due = False
+        callbacks, self._callbacks = self._callbacks, []
+        if callbacks:
+            self._queue.put(("cb", callbacks))
 
     def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
         if entries:
@@ -372,13 +440,14 @@ class SqliteStore:
             if not rows:
                 return None
             message = _message(rows[0])
-            message.part_records = [
-                PartRecord(seq=r[0], carrier_id=r[1], key=r[2], state=r[3], stat=r[4], err=r[5], at=r[6])
-                for r in self._rows(
-                    "SELECT seq, carrier_id, key, state, stat, err, at FROM parts WHERE message_id = ? ORDER BY seq",
-                    (message_id,),
-                )
-            ]
+            if not message.part_records:  # (a single-part message has its part on its row)
+                message.part_records = [
+                    PartRecord(seq=r[0], carrier_id=r[1], key=r[2], state=r[3], stat=r[4], err=r[5], at=r[6])
+                    for r in self._rows(
+                        "SELECT seq, carrier_id, key, state, stat, err, at FROM parts WHERE message_id = ? ORDER BY seq",
+                        (message_id,),
+                    )
+                ]
             message.history = _history(message, self._rows("SELECT status, at FROM history WHERE message_id = ?", (message_id,)))
             return message
 
@@ -427,18 +496,11 @@ class SqliteStore:
                     out.setdefault(r[0], []).append(
                         PartRecord(seq=r[1], carrier_id=r[2], key=r[3], state=r[4], stat=r[5], err=r[6], at=r[7])
                     )
-            return out
-
-        return await self._read(read)
-
-    async def find_parts(self, carrier: str, keys: list[str]) -> list[tuple[int, int, str]]:
-        def read() -> list[tuple[int, int, str]]:
-            out = []
-            for key in keys:
-                out.extend(
-                    (r[0], r[1], r[2])
-                    for r in self._rows("SELECT message_id, seq, key FROM parts WHERE carrier = ? AND key = ?", (carrier, key))
-                )
+                for r in self._rows(
+                    f"SELECT {_COLUMNS} FROM messages WHERE carrier_id IS NOT NULL AND id IN ({marks})", tuple(chunk)
+                ):
+                    message = _message(r)
+                    out[message.id] = message.part_records
             return out
 
         return await self._read(read)
@@ -501,26 +563,43 @@ def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]], 
 
 
 def _history(message: StoredMessage, extra: list[tuple[Any, ...]]) -> list[tuple[str, float]]:
-    """The usual transitions from the row's timestamps, plus the recorded unusual ones."""
+    """The usual transitions from the row's timestamps, plus the recorded unusual ones,
+    in time order (ties keep the order of the life cycle)."""
     events: list[tuple[str, float]] = [("accepted", message.created_at)]
     if message.status != "accepted":
         events.append(("queued", message.send_at or message.created_at))
     if message.submitted_at is not None:
         events.append(("submitted", message.submitted_at))
-    events.extend((status, at) for status, at in extra)
-    if message.done_at is not None and (message.status, message.done_at) not in events:
+    events.extend((status, at) for status, at in sorted(extra, key=lambda e: e[1]))
+    if message.done_at is not None:
         events.append((message.status, message.done_at))
-    return sorted(set(events), key=lambda e: e[1])
+    unique = list(dict.fromkeys(events))
+    return sorted(unique, key=lambda e: e[1])  # stable: equal times keep their order
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
     (
         mid, account, client_ref, carrier, number, sender, text, priority, status, parts, billing_units,
         billable_units, delivered_parts, ref, created_at, send_at, expires_at, submitted_at, done_at, error,
+        carrier_id, key,
     ) = row
-    return StoredMessage(
+    message = StoredMessage(
         id=mid, account=account, client_ref=client_ref, carrier=carrier, number=number, sender=sender, text=text,
         priority=priority, status=status, parts=parts, billing_units=billing_units, billable_units=billable_units,
         delivered_parts=delivered_parts, ref=ref, created_at=created_at, send_at=send_at, expires_at=expires_at,
         submitted_at=submitted_at, done_at=done_at, error=json.loads(error) if error else None,
     )
+    if carrier_id is not None:
+        message.part_records = [_single_part(message, carrier_id, key)]
+    return message
+
+
+_PART_STATE = {"delivered": "delivered", "expired": "expired", "undeliverable": "failed", "partially_failed": "failed"}
+
+
+def _single_part(message: StoredMessage, carrier_id: str, key: str | None) -> PartRecord:
+    """A single-part message keeps its part on its own row: the record, rebuilt."""
+    state = _PART_STATE.get(message.status)
+    error = message.error or {}
+    stat = error.get("stat") or ("DELIVRD" if state == "delivered" else None)
+    return PartRecord(seq=1, carrier_id=carrier_id, key=key, state=state, stat=stat, err=error.get("err"), at=message.done_at if state else None)
