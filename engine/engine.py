@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
+import random
 import logging
 import math
 import time
@@ -60,7 +61,7 @@ class _Msg:
         "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
         "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
         "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
-        "billable_parts", "in_backlog",
+        "billable_parts", "in_backlog", "public_id", "plan",
     )
 
     def __init__(self, row: NewMessage | StoredMessage) -> None:
@@ -90,6 +91,8 @@ class _Msg:
         self.final_status: str | None = None
         self.billable_parts = 0
         self.in_backlog = True  # counted in Engine.backlog until submitted or final
+        self.public_id = format_id(row.id)
+        self.plan: Any = None  # the text plan made at accept, until the bodies are encoded
 
 
 class _Lane:
@@ -336,7 +339,7 @@ class _Carrier:
         held = engine.correlator.register(self.name, message_id, (msg, i), now)
         if msg.submitted == msg.parts and msg.final_status is None:
             wall = engine.wall()
-            msg.status = S.SUBMITTED.value
+            msg.status = _SUBMITTED
             msg.submitted_at = wall
             msg.deadline = now + engine.settings.engine.receipt_timeout_s
             engine._left_backlog(msg)
@@ -345,7 +348,7 @@ class _Carrier:
                 engine.store.submitted(msg.id, wall, message_id, key)
             else:
                 engine.store.submitted(msg.id, wall)
-            engine._emit_event(msg, S.SUBMITTED.value, wall)
+            engine._emit_event(msg, _SUBMITTED, wall)
         elif single:  # submitted again after its first fate was unknown, or after it ended
             engine.store.submitted(msg.id, msg.submitted_at or engine.wall(), message_id, key)
         for receipt in held:
@@ -460,6 +463,7 @@ class Engine:
         self._mo_parts: dict[tuple[str, str, int], dict[int, str]] = {}
         self.store_lag_limit = 1000  # transitions queued for the store before sending pauses
         self._store_waiting = False
+        self._refs: dict[str, int] = {}  # the last concatenation reference per carrier
 
     # --- clocks -----------------------------------------------------------------------
 
@@ -593,20 +597,24 @@ class Engine:
             return [SubmitError("", "shutting_down", "the engine is shutting down", temporary=True) for _ in requests]
         results: list[Accepted | SubmitError | None] = [None] * len(requests)
         rows: list[NewMessage] = []
+        plans: list[Any] = []
         index: list[int] = []
         wall = self.wall()
         for k, request in enumerate(requests):
             try:
-                rows.append(self._prepare(request, wall))
-                index.append(k)
+                row, text_plan = self._prepare(request, wall)
             except SubmitError as exc:
                 results[k] = exc
+                continue
+            rows.append(row)
+            plans.append(text_plan)
+            index.append(k)
         if rows and self._suppressed:
             for row, k in list(zip(rows, index)):
                 if row.number in self._suppressed:
                     results[k] = SubmitError("to", "suppressed", f"{row.number} was reported as not existing by {row.carrier}")
-            pairs = [(r, k) for r, k in zip(rows, index) if results[k] is None]
-            rows, index = [r for r, _ in pairs], [k for _, k in pairs]
+            keep = [j for j, k in enumerate(index) if results[k] is None]
+            rows, plans, index = [rows[j] for j in keep], [plans[j] for j in keep], [index[j] for j in keep]
         if rows and self.backlog + len(rows) > self.settings.engine.backlog_limit:
             for k in index:
                 results[k] = SubmitError(
@@ -616,23 +624,27 @@ class Engine:
         if rows:
             stored = await self.store.accept(rows)
             now = self.now()
-            for row, k, (mid, created) in zip(rows, index, stored):
+            for row, k, text_plan, (mid, created) in zip(rows, index, plans, stored):
                 if created:
                     self.backlog += 1
-                    self._enqueue(_Msg(row), now)
+                    msg = _Msg(row)
+                    msg.plan = text_plan
+                    self._enqueue(msg, now)
                     status = row.status
+                    public_id = msg.public_id
                 else:
                     live = self._live.get(mid)
                     status = live.status if live is not None else "accepted"
                     row.id = mid
+                    public_id = format_id(mid)
                 results[k] = Accepted(
-                    id=format_id(mid), status=status, carrier=row.carrier, to=row.number, parts=row.parts,
+                    id=public_id, status=status, carrier=row.carrier, to=row.number, parts=row.parts,
                     billing_units=row.billing_units, client_ref=row.client_ref, duplicate=not created,
                 )
             self.counters["accepted"] += sum(1 for _m, c in stored if c)
         return results  # type: ignore[return-value]
 
-    def _prepare(self, request: SubmitRequest, wall: float) -> NewMessage:
+    def _prepare(self, request: SubmitRequest, wall: float) -> tuple[NewMessage, Any]:
         account = self.accounts.get(request.account)
         if account is None:
             raise SubmitError("account", "unknown_account", f"no account {request.account!r}")
@@ -664,6 +676,12 @@ class Engine:
             text_plan = plan(request.text, carrier)
         except TextError as exc:
             raise SubmitError("text", exc.reason, str(exc), limit=exc.limit, count=exc.count) from None
+        ref = 0
+        if len(text_plan.segments) > 1:
+            # concatenation reference: a counter per carrier (stored with the
+            # message, so a re-send after a restart carries the same one)
+            ref = self._refs[carrier] = ((self._refs.get(carrier) or random.getrandbits(16)) + 1) % (1 << self._ref_bits(carrier))
+            text_plan = plan(request.text, carrier, ref=ref)
         validity = request.validity if request.validity is not None else self.settings.engine.default_validity_s
         if validity is not None and validity <= 0:
             raise SubmitError("validity", "bad_validity", "validity must be positive seconds")
@@ -681,9 +699,9 @@ class Engine:
             expires_at=start + validity if validity is not None else None,
             parts=len(text_plan.segments),
             billing_units=text_plan.billing_units,
-            ref=0,
+            ref=ref,
             status="accepted" if send_at is not None and send_at > wall else "queued",
-        )
+        ), text_plan
 
     def _enqueue(self, msg: _Msg, now: float) -> None:
         carrier = self.carriers[msg.carrier]
@@ -700,7 +718,8 @@ class Engine:
 
     def _bodies(self, msg: _Msg) -> list[bytes]:
         """Encode the message's submit_sm bodies (all parts), once."""
-        text_plan = plan(msg.text, msg.carrier, ref=msg.id & 0xFF if self._ref_bits(msg.carrier) == 8 else msg.id & 0xFFFF)
+        text_plan = msg.plan or plan(msg.text, msg.carrier, ref=msg.ref)
+        msg.plan = None
         sender = msg.sender
         ton, npi = (5, 0) if not sender.isdigit() else ((2, 1) if sender.startswith("0") else (1, 1))
         bodies = []
@@ -818,8 +837,9 @@ class Engine:
         carrier = self.carriers.get(msg.carrier)
         first = msg.final_status is None
         self._left_backlog(msg)
-        msg.final_status = status.value
-        msg.status = status.value
+        value = status.value
+        msg.final_status = value
+        msg.status = value
         delivered = outcome.delivered_parts if outcome is not None else 0
         billable_parts = outcome.billable_parts if outcome is not None else 0
         if billable_parts >= msg.parts:
@@ -829,7 +849,7 @@ class Engine:
         msg.billable_parts = billable_units
         keep = late or not first or status is S.INDEFINITE  # an indefinite may be overwritten later
         self.store.finished(
-            msg.id, status.value, wall, billable_units=billable_units, delivered_parts=delivered, error=error, history=keep
+            msg.id, value, wall, billable_units=billable_units, delivered_parts=delivered, error=error, history=keep
         )
         if first and carrier is not None and carrier.pacer is not None and msg.in_pacer:
             carrier.paced_end(msg, now)
@@ -838,8 +858,8 @@ class Engine:
                 if part_id:
                     self.correlator.forget(msg.carrier, part_id, now)
             self._live.pop(msg.id, None)
-        self.counters[f"final_{status.value}"] += 1
-        self._emit_event(msg, status.value, wall, error=error, billable_units=billable_units, late=late)
+        self.counters[_FINAL_COUNTER[value]] += 1
+        self._emit_event(msg, value, wall, error=error, billable_units=billable_units, late=late)
 
     def _store_caught_up(self) -> None:
         self._store_waiting = False
@@ -853,7 +873,7 @@ class Engine:
 
     def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
         event = StatusEvent(
-            id=format_id(msg.id), account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
+            id=msg.public_id, account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
             to=msg.number, parts=msg.parts, billable_units=billable_units, error=error, submitted_at=msg.submitted_at,
             done_at=wall if status in _FINAL_VALUES else None, at=wall, final=status in _FINAL_VALUES, late=late,
         )
@@ -1021,3 +1041,5 @@ class Engine:
 
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL)
+_FINAL_COUNTER = {s.value: f"final_{s.value}" for s in MessageStatus}
+_SUBMITTED = MessageStatus.SUBMITTED.value
