@@ -74,6 +74,7 @@ from engine.smpp.session import (
     Response,
     Role,
     Session,
+    State,
     Timeout,
     Unbound,
 )
@@ -89,6 +90,7 @@ _BIND_RESPONSES = {
     C.BIND_TRANSCEIVER: BindTransceiverResp,
 }
 _RX_BINDS = {C.BIND_RECEIVER, C.BIND_TRANSCEIVER}
+_RX_STATES = frozenset({State.BOUND_RX, State.BOUND_TRX})  # the states in which the SMSC may send deliver_sm
 _BIND_KIND = {C.BIND_TRANSMITTER: "transmitter", C.BIND_RECEIVER: "receiver", C.BIND_TRANSCEIVER: "transceiver"}
 
 # message_state values as plain ints: the hot path avoids enum arithmetic
@@ -261,6 +263,16 @@ class _ConnState:
         self.rx = False
 
 
+def _can_receive(conn: SmppConnection) -> bool:
+    """The connection may be sent a deliver_sm now: its session is bound as a
+    receiver or transceiver (not closed, not unbinding) and its transport is
+    neither gone nor closing (its connection_lost may not have run yet)."""
+    if conn.session.state not in _RX_STATES:
+        return False
+    transport = conn.transport
+    return transport is not None and not transport.is_closing()
+
+
 class SmscSimulator:
     """One carrier's SMSC.  ``async with SmscSimulator(settings) as sim:`` serves on ``sim.port``."""
 
@@ -369,7 +381,7 @@ class SmscSimulator:
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
-            conn.abort()
+            self._abort(conn)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -402,8 +414,24 @@ class SmscSimulator:
         """Drop every client connection at once (fault injection)."""
         conns = list(self._connections)
         for conn in conns:
-            conn.abort()
+            self._abort(conn)
         return len(conns)
+
+    def _abort(self, conn: SmppConnection) -> None:
+        """Drop a connection; it gets no more deliver_sm (its connection_lost,
+        which re-queues what it left unacknowledged, comes in a later callback)."""
+        self._drop_receiver(conn)
+        conn.abort()
+
+    def _drop_receiver(self, conn: SmppConnection) -> None:
+        """Take a connection out of its system_id's receivers (no-op when not there)."""
+        st: _ConnState | None = conn.context
+        if st is None or not st.rx or st.system_id is None:
+            return
+        st.rx = False
+        receivers = self._receivers.get(st.system_id)
+        if receivers is not None and conn in receivers:
+            receivers.remove(conn)
 
     def _new_connection(self) -> SmppConnection:
         s = self.settings
@@ -433,12 +461,10 @@ class SmscSimulator:
         self._connections.discard(conn)
         self.counters["tcp_reads"] += conn.reads
         self.counters["tcp_writes"] += conn.writes
-        st: _ConnState = conn.context
-        if st.rx and st.system_id is not None:
-            receivers = self._receivers[st.system_id]
-            if conn in receivers:
-                receivers.remove(conn)
-        # deliver_sm not acknowledged: offer them again, in their original order
+        # out of the receivers before anything is pumped, so nothing goes back to it
+        self._drop_receiver(conn)
+        # deliver_sm not acknowledged: offer them again, in their original order,
+        # to another live receiver of the system_id, or hold them for the next bind
         abandoned = [ctx for _seq, cmd, ctx, _t in conn.session.abandon_outstanding() if cmd == C.DELIVER_SM]
         for receipt in reversed(abandoned):
             self._queue_pending(receipt, front=True)
@@ -475,17 +501,20 @@ class SmscSimulator:
                     self.counters["deliver_timeouts"] += 1
                     self._retry_later(ev.context, now)
                 elif ev.command_id == C.ENQUIRE_LINK:
-                    conn.abort()
+                    self._abort(conn)
                     return
             elif kind is ProtocolError:
                 self.counters["protocol_errors"] += 1
+                if ev.error.fatal:
+                    self._drop_receiver(conn)  # the session is closed
             elif kind is IllegalRequest:
                 self.counters["illegal_requests"] += 1
             elif kind is Unbound:
                 self.counters["unbinds"] += 1
+                self._drop_receiver(conn)  # the session is closed; the transport closes after this read
             if limit and st.pdus >= limit:
                 self.counters["forced_disconnects"] += 1
-                conn.abort()
+                self._abort(conn)
                 return
         if acked and st.system_id is not None:
             self._pump(st.system_id)
@@ -539,7 +568,7 @@ class SmscSimulator:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
             _due, conn, resp = delayed.popleft()
-            if conn.transport is not None and not conn.session.state.value == "closed":
+            if conn.transport is not None and conn.session.state is not State.CLOSED:
                 conn.send(resp)
         if delayed:
             self._delayed_timer = self._loop.call_at(delayed[0][0], self._send_delayed)
@@ -845,6 +874,13 @@ class SmscSimulator:
         receivers = self._receivers.get(system_id)
         if not receivers:
             return
+        for conn in receivers:
+            if not _can_receive(conn):
+                # closed, unbinding or closing and not yet lost: never send on it
+                receivers[:] = [c for c in receivers if _can_receive(c)]
+                if not receivers:
+                    return  # held for the next receiver bind
+                break
         now = self.now
         n = len(receivers)
         sent_receipts = sent_mo = 0
@@ -914,7 +950,12 @@ class SmscSimulator:
         it (concatenated as the carrier concatenates); returns its part count."""
         from engine.text import plan
 
-        target = system_id or self.settings.system_id or next((k for k, v in self._receivers.items() if v), None)
+        target = (
+            system_id
+            or self.settings.system_id
+            or next((k for k, v in self._receivers.items() if any(_can_receive(c) for c in v)), None)
+            or next((k for k, v in self._receivers.items() if v), None)
+        )
         if target is None:
             raise LookupError("no system_id to deliver to: none given, none configured, nothing bound")
         self._mo_ref = (self._mo_ref + 1) % 256

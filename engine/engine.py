@@ -61,7 +61,7 @@ class _Msg:
         "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
         "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
         "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
-        "billable_parts", "in_backlog", "public_id", "plan",
+        "billable_parts", "in_backlog", "public_id", "plan", "failure",
     )
 
     def __init__(self, row: NewMessage | StoredMessage) -> None:
@@ -80,7 +80,7 @@ class _Msg:
         self.send_at = row.send_at
         self.bodies: list[bytes] | None = None
         self.pending: list[int] = list(range(row.parts))  # parts still to send, in order
-        self.part_ids: list[str | None] = [None] * row.parts
+        self.part_ids: list[str | None] = [None] * row.parts  # the receipt key of each part submitted
         self.results: list[PartResult | None] = [None] * row.parts
         self.submitted = 0  # parts the carrier accepted
         self.status = row.status
@@ -93,6 +93,7 @@ class _Msg:
         self.in_backlog = True  # counted in Engine.backlog until submitted or final
         self.public_id = format_id(row.id)
         self.plan: Any = None  # the text plan made at accept, until the bodies are encoded
+        self.failure: dict[str, Any] | None = None  # the first failed part's receipt stat/err
 
 
 class _Lane:
@@ -330,13 +331,13 @@ class _Carrier:
         # can duplicate stays within the windows.
         self.uncommitted += 1
         engine.store.on_commit(self._committed)
-        msg.part_ids[i] = message_id
         msg.submitted += 1
         key = engine.correlator.scheme(self.name).response_key(message_id)
+        msg.part_ids[i] = key
         single = msg.parts == 1
         if not single:
             engine.store.part(msg.id, self.name, PartRecord(seq=i + 1, carrier_id=message_id, key=key))
-        held = engine.correlator.register(self.name, message_id, (msg, i), now)
+        held = engine.correlator.register(self.name, message_id, (msg, i), now, key)
         if msg.submitted == msg.parts and msg.final_status is None:
             wall = engine.wall()
             msg.status = _SUBMITTED
@@ -515,6 +516,8 @@ class Engine:
         if self._tasks is not None:
             await self._tasks.__aexit__(None, None, None)
         await self.store.close()
+        if self._event_signal is not None:
+            self._event_signal.set()  # an events() iterator ends once it has read what is left
 
     async def _recover(self) -> None:
         """Unfinished messages from the store: backlog lanes, messages awaiting receipts, the pacing clock."""
@@ -553,7 +556,8 @@ class Engine:
                 for part in parts.get(row.id, []):
                     i = part.seq - 1
                     if 0 <= i < msg.parts:
-                        msg.part_ids[i] = part.carrier_id
+                        if part.carrier_id:
+                            msg.part_ids[i] = part.key or self.correlator.scheme(row.carrier).response_key(part.carrier_id)
                         if part.state:
                             msg.results[i] = PartResult(part.state)
                         elif part.carrier_id:
@@ -609,40 +613,64 @@ class Engine:
             rows.append(row)
             plans.append(text_plan)
             index.append(k)
+        refused: list[tuple[NewMessage, int, SubmitError]] = []
         if rows and self._suppressed:
-            for row, k in list(zip(rows, index)):
+            keep = []
+            for j, (row, k) in enumerate(zip(rows, index)):
                 if row.number in self._suppressed:
-                    results[k] = SubmitError("to", "suppressed", f"{row.number} was reported as not existing by {row.carrier}")
-            keep = [j for j, k in enumerate(index) if results[k] is None]
+                    error = SubmitError("to", "suppressed", f"{row.number} was reported as not existing by {row.carrier}")
+                    refused.append((row, k, error))
+                else:
+                    keep.append(j)
             rows, plans, index = [rows[j] for j in keep], [plans[j] for j in keep], [index[j] for j in keep]
-        if rows and self.backlog + len(rows) > self.settings.engine.backlog_limit:
-            for k in index:
-                results[k] = SubmitError(
-                    "", "backlog_full", f"{self.backlog} messages are waiting; try again shortly", temporary=True, retry_after=1
-                )
-            rows = []
+        room = max(0, self.settings.engine.backlog_limit - self.backlog)
+        if len(rows) > room:
+            # what fits is accepted; the rest is refused as temporary, in request order
+            error = SubmitError(
+                "", "backlog_full", f"{self.backlog} messages are waiting; try again shortly", temporary=True, retry_after=1
+            )
+            refused.extend((row, k, error) for row, k in zip(rows[room:], index[room:]))
+            rows, plans, index = rows[:room], plans[:room], index[:room]
+        if refused:
+            # a retry of a message accepted before is its duplicate, never refused
+            known = await self.store.find_refs([(r.account, r.client_ref) for r, _k, _e in refused if r.client_ref is not None])
+            for row, k, error in refused:
+                found = known.get((row.account, row.client_ref)) if row.client_ref is not None else None
+                results[k] = error if found is None else self._duplicate(row, *found)
         if rows:
             stored = await self.store.accept(rows)
             now = self.now()
+            gone: list[tuple[NewMessage, int, int]] = []
             for row, k, text_plan, (mid, created) in zip(rows, index, plans, stored):
                 if created:
                     self.backlog += 1
                     msg = _Msg(row)
                     msg.plan = text_plan
                     self._enqueue(msg, now)
-                    status = row.status
-                    public_id = msg.public_id
+                    results[k] = Accepted(
+                        id=msg.public_id, status=row.status, carrier=row.carrier, to=row.number, parts=row.parts,
+                        billing_units=row.billing_units, client_ref=row.client_ref, duplicate=False,
+                    )
                 else:
                     live = self._live.get(mid)
-                    status = live.status if live is not None else "accepted"
-                    row.id = mid
-                    public_id = format_id(mid)
-                results[k] = Accepted(
-                    id=public_id, status=status, carrier=row.carrier, to=row.number, parts=row.parts,
-                    billing_units=row.billing_units, client_ref=row.client_ref, duplicate=not created,
-                )
+                    if live is not None:
+                        results[k] = self._duplicate(row, mid, live.status)
+                    else:
+                        gone.append((row, k, mid))
+            if gone:  # finished (or not loaded yet): its status is in the store
+                await self.store.flush()
+                known = await self.store.find_refs([(r.account, r.client_ref) for r, _k, _m in gone])  # type: ignore[misc]
+                for row, k, mid in gone:
+                    results[k] = self._duplicate(row, mid, known.get((row.account, row.client_ref), (mid, "accepted"))[1])  # type: ignore[arg-type]
             self.counters["accepted"] += sum(1 for _m, c in stored if c)
         return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _duplicate(row: NewMessage, mid: int, status: str) -> Accepted:
+        return Accepted(
+            id=format_id(mid), status=status, carrier=row.carrier, to=row.number, parts=row.parts,
+            billing_units=row.billing_units, client_ref=row.client_ref, duplicate=True,
+        )
 
     def _prepare(self, request: SubmitRequest, wall: float) -> tuple[NewMessage, Any]:
         account = self.accounts.get(request.account)
@@ -651,7 +679,7 @@ class Engine:
         try:
             number = normalize(request.to)
         except NumberError as exc:
-            raise SubmitError("to", exc.reason, str(exc)) from None
+            raise SubmitError("to", exc.reason, f"{request.to!r}: {exc.reason.replace('_', ' ')}") from None
         carrier = request.carrier
         if carrier is None:
             assert self._lookup is not None
@@ -815,6 +843,8 @@ class Engine:
         error = None
         if result is not PartResult.DELIVERED:
             error = {"stat": receipt.stat, "err": receipt.err}
+            if msg.failure is None:
+                msg.failure = error
         if msg.final_status is not None:
             if carrier.pacer is not None:
                 # the carrier just delivered (or failed) it: that is when it ended there
@@ -823,10 +853,14 @@ class Engine:
             if msg.final_status == S.INDEFINITE.value:
                 outcome = message_outcome(msg.results, timed_out=True)
                 if outcome.status is not None and outcome.status.value != msg.final_status:
+                    if outcome.status is not S.DELIVERED:
+                        error = error or msg.failure
                     self._finalise(msg, outcome.status, now, error=error, outcome=outcome, late=True)
             return
         outcome = message_outcome(msg.results, timed_out=False)
         if outcome.status is not None:
+            if outcome.status is not S.DELIVERED:
+                error = error or msg.failure  # the last receipt may be a delivered part's
             self._finalise(msg, outcome.status, now, error=error, outcome=outcome)
 
     def _finalise(
@@ -854,9 +888,9 @@ class Engine:
         if first and carrier is not None and carrier.pacer is not None and msg.in_pacer:
             carrier.paced_end(msg, now)
         if status is not S.INDEFINITE:
-            for part_id in msg.part_ids:
-                if part_id:
-                    self.correlator.forget(msg.carrier, part_id, now)
+            for key in msg.part_ids:
+                if key:
+                    self.correlator.forget(msg.carrier, "", now, key)
             self._live.pop(msg.id, None)
         self.counters[_FINAL_COUNTER[value]] += 1
         self._emit_event(msg, value, wall, error=error, billable_units=billable_units, late=late)
@@ -1007,6 +1041,23 @@ class Engine:
         msg.cancelled = True
         self._finalise(msg, S.CANCELLED, now)
         return True
+
+    async def suppressed(self) -> list[dict[str, Any]]:
+        """Destinations refused as not existing: number, carrier, reason (the SMPP status), at (epoch s)."""
+        await self.store.flush()
+        return [
+            {"number": number, "carrier": carrier, "reason": reason, "at": at}
+            for number, carrier, reason, at in await self.store.suppressed()
+        ]
+
+    async def unsuppress(self, number: str) -> bool:
+        """Allow sending to ``number`` again; False when it was not suppressed."""
+        try:
+            e164 = normalize(number)
+        except NumberError:
+            e164 = number
+        self._suppressed.discard(e164)
+        return await self.store.unsuppress(e164)
 
     async def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
         """Status events (and MO messages) as they happen.  Best effort: a consumer

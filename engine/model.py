@@ -22,7 +22,7 @@ class MessageStatus(str, enum.Enum):
     PARTIALLY_FAILED = "partially_failed"  # some parts delivered, some failed or expired
     UNDELIVERABLE = "undeliverable"
     EXPIRED = "expired"  # validity passed (ours, before sending, or the carrier's)
-    REJECTED = "rejected"  # the carrier refused it (permanent submit error), or it was suppressed
+    REJECTED = "rejected"  # the carrier refused it (permanent submit error); a suppressed number is refused at accept instead
     INDEFINITE = "indefinite"  # no (complete) receipt by the timeout, or fate unknown by carrier policy
     CANCELLED = "cancelled"  # cancelled before it was submitted
 

@@ -188,7 +188,7 @@ class Correlator:
     def scheme(self, carrier: str) -> IdScheme:
         return self._carrier(carrier).scheme
 
-    def register(self, carrier: str, resp_id: str, ref: Any, now: float) -> list[Receipt]:
+    def register(self, carrier: str, resp_id: str, ref: Any, now: float, key: str | None = None) -> list[Receipt]:
         """Index a submit_sm_resp's ``message_id`` for ``ref`` (one part).
 
         Returns the receipts for this id that arrived before it (oldest
@@ -197,7 +197,8 @@ class Correlator:
         if ref is None:
             raise ValueError("ref must not be None")
         c = self._carriers.get(carrier) or self._carrier(carrier)
-        key = c.scheme.response_key(resp_id)
+        if key is None:  # (the caller may have it already: ``scheme(carrier).response_key(resp_id)``)
+            key = c.scheme.response_key(resp_id)
         if not key:
             self._n_empty_ids += 1
             return []
@@ -269,12 +270,13 @@ class Correlator:
         e = c.registered.get(key) or c.lingering.get(key)
         return None if e is None else e.ref
 
-    def forget(self, carrier: str, resp_id: str, now: float | None = None) -> bool:
+    def forget(self, carrier: str, resp_id: str, now: float | None = None, key: str | None = None) -> bool:
         """Stop tracking an id (its part got a final receipt).  With ``now`` the id lingers
         ``linger`` seconds so duplicate receipts still match; without, it is gone at once.
         False when the id was not registered."""
         c = self._carriers.get(carrier) or self._carrier(carrier)
-        key = c.scheme.response_key(resp_id)
+        if key is None:
+            key = c.scheme.response_key(resp_id)
         e = c.registered.pop(key, None)
         if e is None:
             return False

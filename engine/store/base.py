@@ -147,6 +147,10 @@ class Store(Protocol):
         """The part records of these messages (single-part ones included), by message id."""
         ...
 
+    async def find_refs(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+        """``(account, client_ref)`` → ``(id, status)`` of the messages already stored under them."""
+        ...
+
     async def counts(self) -> dict[str, int]:
         """Messages per status."""
         ...

@@ -505,6 +505,18 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def find_refs(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+        """``(account, client_ref)`` → ``(id, status)`` of the messages already stored under them."""
+
+        def read() -> dict[tuple[str, str], tuple[int, str]]:
+            out = {}
+            for account, ref in keys:
+                for r in self._rows("SELECT id, status FROM messages WHERE account = ? AND client_ref = ?", (account, ref)):
+                    out[(account, ref)] = (r[0], r[1])
+            return out
+
+        return await self._read(read) if keys else {}
+
     async def counts(self) -> dict[str, int]:
         return await self._read(lambda: dict(self._rows("SELECT status, count(*) FROM messages GROUP BY status")))
 

@@ -22,7 +22,7 @@ import msgspec
 from bench.e2e_bench import engine_config, start_simulators
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 20_000
+N = 50_000
 BINDS = 2
 WINDOW = 50
 

@@ -1,6 +1,6 @@
 """Issue acceptance 2: fairness between accounts on one carrier, time driven by the configured rate.
 
-Scale: the issue's 20,000 queued bulk messages, as asked (no scale-down).
+Scale: the issue's 100,000 queued bulk messages, as asked (no scale-down).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _accounts(**weights: int) -> dict[str, dict[str, object]]:
 @pytest.mark.looptime(noop_cycles=5)
 async def test_high_priority_overtakes_a_bulk_backlog(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
-    bulk = 20_000
+    bulk = 100_000
     async with simulator("docomo", dlr_delay_ms=DLR_S * 1000, partial_failure_rate=0.0) as sim:
         cfg = config(tmp_path, {"docomo": sim}, accounts=_accounts(A=1, B=1), carriers={"docomo": {"rate": RATE}})
         async with running(cfg) as (engine, log):

@@ -119,6 +119,10 @@ async def test_multi_part_outcome_table(tmp_path: Path, carrier: str, knobs: dic
     if status == "partially_failed":
         assert 1 <= delivered < 5
         billable = delivered
+    if status in ("partially_failed", "undeliverable", "expired"):
+        # the failed part's stat/err, even when the last receipt was a delivered part's
+        assert event.error is not None and event.error.get("stat") not in (None, "DELIVRD"), event.error
+        assert view.error == event.error
     assert event.billable_units == billable, (event.billable_units, row.part_records)
     assert view.billable_units == billable
     assert view.billing_units == 5 if carrier in ("au", "docomo", "rakuten") else 1
