@@ -61,7 +61,7 @@ class _Msg:
         "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
         "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
         "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
-        "billable_parts", "in_backlog", "public_id", "plan", "failure",
+        "billable_parts", "in_backlog", "public_id", "plan", "failure", "refused",
     )
 
     def __init__(self, row: NewMessage | StoredMessage) -> None:
@@ -94,6 +94,7 @@ class _Msg:
         self.public_id = format_id(row.id)
         self.plan: Any = None  # the text plan made at accept, until the bodies are encoded
         self.failure: dict[str, Any] | None = None  # the first failed part's receipt stat/err
+        self.refused = 0  # parts the carrier refused (or not sent after a refusal) once others were accepted
 
 
 class _Lane:
@@ -338,31 +339,53 @@ class _Carrier:
         if not single:
             engine.store.part(msg.id, self.name, PartRecord(seq=i + 1, carrier_id=message_id, key=key))
         held = engine.correlator.register(self.name, message_id, (msg, i), now, key)
-        if msg.submitted == msg.parts and msg.final_status is None:
-            wall = engine.wall()
-            msg.status = _SUBMITTED
-            msg.submitted_at = wall
-            msg.deadline = now + engine.settings.engine.receipt_timeout_s
-            engine._left_backlog(msg)
-            engine._awaiting.append((msg.deadline, msg))
-            if single:
-                engine.store.submitted(msg.id, wall, message_id, key)
-            else:
-                engine.store.submitted(msg.id, wall)
-            engine._emit_event(msg, _SUBMITTED, wall)
+        if msg.submitted + msg.refused == msg.parts and msg.final_status is None:
+            self._all_parts_in(msg, now, message_id if single else None, key if single else None)
         elif single:  # submitted again after its first fate was unknown, or after it ended
             engine.store.submitted(msg.id, msg.submitted_at or engine.wall(), message_id, key)
         for receipt in held:
             engine._apply_receipt(self, msg, i, receipt, now)
 
+    def _all_parts_in(self, msg: _Msg, now: float, carrier_id: str | None, key: str | None) -> None:
+        """Every part is with the carrier (or refused): the message is submitted, its receipts awaited."""
+        engine = self.engine
+        wall = engine.wall()
+        msg.status = _SUBMITTED
+        msg.submitted_at = wall
+        msg.deadline = now + engine.settings.engine.receipt_timeout_s
+        engine._left_backlog(msg)
+        engine._awaiting.append((msg.deadline, msg))
+        engine.store.submitted(msg.id, wall, carrier_id, key)
+        engine._emit_event(msg, _SUBMITTED, wall)
+
     def failed(self, sub: Submission, status: int, now: float) -> None:
-        msg, _i = sub.context
+        msg, i = sub.context
         engine = self.engine
         if msg.final_status is not None:
             return
         if status in _SUPPRESSING:
             engine._suppress(msg.number, self.name, status_name(status))
-        engine._finalise(msg, S.REJECTED, now, error={"smpp_status": status, "smpp_status_name": status_name(status)})
+        error = {"smpp_status": status, "smpp_status_name": status_name(status)}
+        if msg.submitted == 0:
+            engine._finalise(msg, S.REJECTED, now, error=error)
+            return
+        # Parts of it are with the carrier already and may reach the handset: this
+        # part (and any not sent yet, useless without it) count as failed parts,
+        # and the receipts of the others decide by SPEC's multi-part table.
+        if msg.failure is None:
+            msg.failure = error
+        refused = [i, *msg.pending]
+        msg.pending = []
+        for j in refused:
+            if msg.results[j] is None:
+                msg.results[j] = PartResult.FAILED
+        msg.refused += len(refused)
+        engine.counters["parts_refused"] += len(refused)
+        if msg.submitted + msg.refused >= msg.parts and msg.status != _SUBMITTED:
+            self._all_parts_in(msg, now, None, None)
+        outcome = message_outcome(msg.results, timed_out=False)
+        if outcome.status is not None:
+            engine._finalise(msg, outcome.status, now, error=msg.failure if outcome.status is not S.DELIVERED else None, outcome=outcome)
 
     def fate_unknown(self, subs: list[Submission], reason: str, now: float) -> None:
         engine = self.engine

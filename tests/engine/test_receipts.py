@@ -196,3 +196,26 @@ async def test_late_au_receipt_restarts_the_pacing_clock(tmp_path: Path) -> None
     assert times[1] - times[0] >= 8.0 + 12.0, f"second message sent {times[1] - times[0]:.2f} s after the first; its late receipt came at 8 s"
     assert sim.stats()["violations"] == 0
     assert [e.status for e in log.late] == ["delivered", "delivered"]
+
+
+@pytest.mark.looptime
+async def test_a_part_refused_after_others_were_accepted_bills_the_delivered_ones(tmp_path: Path) -> None:
+    """A 5-part message whose 3rd part the carrier refuses: parts 1-2 may still reach the
+    handset, so they are billed by the multi-part table; the rest is not sent."""
+    async with simulator("docomo", dlr_delay_ms=300, partial_failure_rate=0.0, reject_rate=0.3, seed=5) as sim:
+        cfg = config(tmp_path, {"docomo": sim}, carriers={"docomo": {"binds": 1, "window": 1}})
+        async with running(cfg) as (engine, log):
+            ids = await _send(engine, [_req(i, "docomo", FIVE_PARTS) for i in range(20)])
+            await log.wait_finals(ids, timeout=60)
+    finals = [log.finals[i] for i in ids]
+    statuses = {e.status for e in finals}
+    assert statuses <= {"rejected", "partially_failed", "delivered"}, statuses
+    assert "partially_failed" in statuses and "rejected" in statuses, statuses
+    # every part the carrier accepted was delivered (partial_failure_rate 0): all billed
+    assert sum(e.billable_units for e in finals) == sim.stats()["accepted"]
+    for e in finals:
+        if e.status == "partially_failed":
+            assert e.error is not None and e.error["smpp_status"] == 0x45, e.error
+            assert 1 <= e.billable_units < 5
+        if e.status == "rejected":
+            assert e.billable_units == 0
