@@ -179,6 +179,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         figures = run(repeats=args.repeats, seconds=args.seconds)
         figures.update({f"bench_{k}": v for k, v in _harness.self_usage().items()})
+    elif args.mode == "pacing":
+        from bench.pacing_bench import run
+
+        figures = run(numbers=args.count)
+    elif args.mode == "dlr":
+        from bench.dlr_bench import run
+
+        figures = run(n=args.count, repeats=args.repeats, entries=50_000)
     else:  # pragma: no cover - argparse restricts the choices
         raise AssertionError(args.mode)
     _harness.finish(args.mode, figures, argv=argv)
@@ -220,10 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "text", "limiter"])
-    p.add_argument("--repeats", type=int, default=5, help="codec/text: runs per figure (median reported)")
+    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "text", "limiter", "pacing", "dlr"])
+    p.add_argument("--repeats", type=int, default=5, help="codec/text/dlr: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
-    p.add_argument("--count", type=int, default=200_000, help="sim: messages to submit")
+    p.add_argument("--count", type=int, default=200_000, help="messages to submit (pacing: distinct au numbers; dlr: receipts)")
     p.add_argument("--window", type=int, default=100, help="sim: outstanding submits per bind")
     p.add_argument("--binds", type=int, default=None, help="sim/pool: transceiver binds (sim 1, pool 4)")
     p.add_argument("--smsc", metavar="HOST:PORT", help="pool: the SMSC to drive (default: start a denpo sim)")

@@ -75,6 +75,8 @@ SMS_PREFIXES: Mapping[str, int | None] = {
     "0800": None,  # free dial 0800-xxx-xxxx, inside 080
 }
 
+_SMS_LONGEST = max(map(len, SMS_PREFIXES))
+
 CARRIERS = ("au", "docomo", "softbank", "rakuten")
 
 _SEPARATORS = " \t\u00a0\u3000-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d\u30fc\uff70.\uff0e()\uff08\uff09"
@@ -97,6 +99,8 @@ class NumberError(ValueError):
 def _clean(number: object) -> str:
     if not isinstance(number, str):
         raise NumberError("bad_characters", number)
+    if number.isascii() and number[1:].isdigit() and (number[0] == "+" or number[0].isdigit()):
+        return number  # the usual case, already clean: skip the translation table
     s = number.translate(_TABLE)
     if not s:
         raise NumberError("empty", number)
@@ -146,7 +150,8 @@ def normalize(
     if len(national) > _MAX_E164_DIGITS - 1:  # 81 + (national − trunk 0) ≤ 15
         raise NumberError("too_long", number)
     length = None
-    for end in range(min(len(national), max(map(len, prefixes), default=0)), 0, -1):
+    longest = _SMS_LONGEST if prefixes is SMS_PREFIXES else max(map(len, prefixes), default=0)
+    for end in range(min(len(national), longest), 0, -1):
         if national[:end] in prefixes:
             length = prefixes[national[:end]]
             break

@@ -198,12 +198,14 @@ def format_id(message_id: int) -> str:
     return f"{message_id:016x}"
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_id(text: str) -> int | None:
     """The integer of a public id, or None when it is not one."""
-    if len(text) != 16:
+    # exactly 16 hex digits: int() alone would also take a sign, "0x", "_",
+    # blanks and other scripts' digits ("-000000000000001" → -1)
+    if len(text) != 16 or not _HEX.issuperset(text):
         return None
-    try:
-        value = int(text, 16)
-    except ValueError:
-        return None
+    value = int(text, 16)
     return value if value < 2**63 else None  # SQLite integers are signed 64-bit

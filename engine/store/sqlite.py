@@ -136,7 +136,11 @@ class SqliteStore:
         self.commit_seconds = 0.0
         self.last_commit_seconds = 0.0
         self._callbacks: list[Callable[[], None]] = []
-        self._marker_due = False
+        self._staged: list[Any] = []  # transitions of this loop pass, shipped together at its end
+        self._ship_due = False
+        self._put_ops = 0  # transitions handed over (staged or queued); written by the loop
+        self._done_ops = 0  # ... and committed; written by the writer thread
+        self.committed_writes = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -153,21 +157,27 @@ class SqliteStore:
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="denpo-store-write", daemon=True)
         self._writer.start()
-        await asyncio.wrap_future(ready)
+        try:
+            await asyncio.wrap_future(ready)
+        except Exception:
+            self._writer = None  # it has ended: close() must not wait for it
+            raise
         self._read_conn = await self._read(lambda: self._connect())
 
     async def close(self) -> None:
         if self._writer is None:
             return
-        await self.flush()
-        self._queue.put(_STOP)
-        await asyncio.to_thread(self._writer.join)
-        self._writer = None
-        if self._read_conn is not None:
-            conn = self._read_conn
-            await self._read(conn.close)
-            self._read_conn = None
-        self._reader.shutdown(wait=True)
+        try:
+            await self.flush()  # raises when a commit failed: still shut down
+        finally:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+            if self._read_conn is not None:
+                conn = self._read_conn
+                await self._read(conn.close)
+                self._read_conn = None
+            self._reader.shutdown(wait=True)
 
     async def __aenter__(self) -> "SqliteStore":
         await self.open()
@@ -179,6 +189,7 @@ class SqliteStore:
     # --- the writer thread --------------------------------------------------------
 
     def _write_loop(self, ready: concurrent.futures.Future[None]) -> None:
+        conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
             conn.executescript(_SCHEMA)
@@ -191,6 +202,8 @@ class SqliteStore:
             if highest is not None:
                 self._ids.continue_after(highest)
         except BaseException as exc:  # noqa: BLE001 - reported to open()
+            if conn is not None:
+                conn.close()
             ready.set_exception(exc)
             return
         ready.set_result(None)
@@ -198,20 +211,35 @@ class SqliteStore:
         get_nowait = self._queue.get_nowait
         stop = False
         while not stop:
-            batch = [get()]
-            while len(batch) < self.max_batch:
+            items = [get()]
+            size = 1
+            while size < self.max_batch:
                 try:
-                    batch.append(get_nowait())
+                    item = get_nowait()
                 except queue.Empty:
                     break
-            if _STOP in batch:
-                stop = True
-                batch = [op for op in batch if op is not _STOP]
+                items.append(item)
+                size += len(item[1]) if item is not _STOP and item[0] == "batch" else 1
+            batch: list[Any] = []
+            for item in items:
+                if item is _STOP:
+                    stop = True
+                elif item[0] == "batch":
+                    batch.extend(item[1])
+                else:
+                    batch.append(item)
             if batch:
-                self._commit(conn, batch)
+                try:
+                    self._commit(conn, batch, len(items) - stop)
+                except BaseException as exc:  # noqa: BLE001 - the writer must not die silently
+                    log.exception("store writer failed")
+                    self._failure = exc
+                    waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
+                    if self._loop is not None:
+                        self._loop.call_soon_threadsafe(_resolve, [(f, None, exc) for f in waiters], [])
         conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[Any], items: int) -> None:
         """One transaction for the batch.  Operations are grouped by kind and
         applied in life-cycle order (insert, queued, submitted, parts, final,
         history), each group in queue order: a message's later transition in
@@ -220,6 +248,10 @@ class SqliteStore:
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         callbacks: list[Callable[[], None]] = []
         try:
+            if self._failure is not None:
+                # what was queued before this batch is lost: its callbacks and
+                # waiters must not hear "committed" (a receipt acked, say)
+                raise RuntimeError(f"{self.path}: the store stopped after a failed commit ({self._failure!r})")
             conn.execute("BEGIN IMMEDIATE")
             statuses: list[tuple[str, float, int]] = []
             history: list[tuple[int, float, str]] = []
@@ -277,7 +309,8 @@ class SqliteStore:
                 conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
             if submitted:
                 conn.executemany(
-                    "UPDATE messages SET status = 'submitted', updated_at = ?1, submitted_at = ?1, "
+                    "UPDATE messages SET status = CASE WHEN status IN ('accepted', 'queued') THEN 'submitted' "
+                    "ELSE status END, updated_at = ?1, submitted_at = ?1, "
                     "carrier_id = coalesce(?2, carrier_id), key = coalesce(?3, key) WHERE id = ?4",
                     submitted,
                 )
@@ -299,18 +332,21 @@ class SqliteStore:
                 conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", history)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
-            log.exception("store commit failed")
+            if self._failure is None:
+                log.exception("store commit failed")
+                self._failure = exc
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._failure = exc
             waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
             done = [(fut, None, exc) for fut in waiters]
             callbacks = []  # what depended on this commit must not go ahead
         elapsed = time.perf_counter() - started
         self.commits += 1
-        self.committed_ops += len(batch)
+        self.committed_ops += items  # queue items (a loop pass's transitions travel as one)
+        self.committed_writes += len(batch)
+        self._done_ops += len(batch)
         self.commit_seconds += elapsed
         self.last_commit_seconds = elapsed
         if (done or callbacks) and self._loop is not None:
@@ -363,6 +399,8 @@ class SqliteStore:
         if not messages:
             return []
         future: asyncio.Future[list[tuple[int, bool]]] = asyncio.get_running_loop().create_future()
+        self._ship()
+        self._put_ops += 1
         self._queue.put(("accept", messages, future))
         return await future
 
@@ -370,60 +408,75 @@ class SqliteStore:
         """Queue a transition (``carrier`` names the carrier of a part record)."""
         if update.fields and not _UPDATABLE.issuperset(update.fields):
             raise ValueError(f"not updatable: {sorted(set(update.fields) - _UPDATABLE)}")
-        self._queue.put(("u", update, carrier))
+        self._stage(("u", update, carrier))
 
     def submitted(self, message_id: int, at: float, carrier_id: str | None = None, key: str | None = None) -> None:
-        self._queue.put(("s", (at, carrier_id, key, message_id)))
+        self._stage(("s", (at, carrier_id, key, message_id)))
 
     def part(self, message_id: int, carrier: str, part: PartRecord) -> None:
         p = part
-        self._queue.put(("p", (message_id, p.seq, carrier, p.carrier_id, p.key, p.state, p.stat, p.err, p.at)))
+        self._stage(("p", (message_id, p.seq, carrier, p.carrier_id, p.key, p.state, p.stat, p.err, p.at)))
 
     def finished(
         self, message_id: int, status: str, at: float, *, billable_units: int, delivered_parts: int,
         error: dict[str, Any] | None = None, history: bool = False,
     ) -> None:
         encoded = _json(error).decode() if error is not None else None
-        self._queue.put(("f", (status, at, billable_units, delivered_parts, encoded, message_id), history))
+        self._stage(("f", (status, at, billable_units, delivered_parts, encoded, message_id), history))
 
     async def flush(self) -> None:
         self._check()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._put_marker()
+        self._ship()
+        self._put_ops += 1
         self._queue.put(("flush", future))
         await future
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (in the event loop) once everything queued so far is committed;
-        never, if that commit fails.
-
-        Callbacks registered in one pass of the event loop travel to the
-        writer together, as one marker queued at the end of the pass: a
-        marker per callback cost as much as the transition it waited for."""
+        never, if that commit fails."""
         self._callbacks.append(callback)
-        if not self._marker_due:
-            self._marker_due = True
-            if self._loop is not None:
-                self._loop.call_soon(self._put_marker)
-            else:
-                self._put_marker()
+        if not self._ship_due:
+            self._schedule_ship()
 
-    def _put_marker(self) -> None:
-        self._marker_due = False
-        callbacks, self._callbacks = self._callbacks, []
-        if callbacks:
-            self._queue.put(("cb", callbacks))
+    def _stage(self, op: Any) -> None:
+        """Queue a transition.  The transitions (and commit callbacks) of one pass
+        of the event loop travel to the writer as one item at the end of the
+        pass: an item each cost as much as the write itself (a thread wake-up
+        per put)."""
+        self._staged.append(op)
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
+
+    def _schedule_ship(self) -> None:
+        self._ship_due = True
+        if self._loop is not None:
+            self._loop.call_soon(self._ship)
+        else:
+            self._ship()
+
+    def _ship(self) -> None:
+        self._ship_due = False
+        ops, self._staged = self._staged, []
+        if self._callbacks:
+            ops.append(("cb", self._callbacks))
+            self._callbacks = []
+            self._put_ops += 1
+        if ops:
+            self._queue.put(("batch", ops))
 
     def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
         if entries:
-            self._queue.put(("pacing", entries))
+            self._stage(("pacing", entries))
 
     def suppress(self, number: str, carrier: str, reason: str, at: float) -> None:
-        self._queue.put(("suppress", (number, carrier, reason, at)))
+        self._stage(("suppress", (number, carrier, reason, at)))
 
     @property
     def queued_ops(self) -> int:
-        return self._queue.qsize()
+        """Transitions handed over and not committed yet."""
+        return self._put_ops - self._done_ops
 
     # --- reads ----------------------------------------------------------------------
 
@@ -551,8 +604,8 @@ class SqliteStore:
     def stats(self) -> dict[str, Any]:
         return {
             "commits": self.commits,
-            "committed_ops": self.committed_ops,
-            "ops_per_commit": round(self.committed_ops / self.commits, 1) if self.commits else 0.0,
+            "committed_writes": self.committed_writes,
+            "writes_per_commit": round(self.committed_writes / self.commits, 1) if self.commits else 0.0,
             "commit_seconds_total": round(self.commit_seconds, 3),
             "last_commit_ms": round(self.last_commit_seconds * 1000, 3),
             "queued_ops": self.queued_ops,
@@ -578,8 +631,10 @@ def _history(message: StoredMessage, extra: list[tuple[Any, ...]]) -> list[tuple
     """The usual transitions from the row's timestamps, plus the recorded unusual ones,
     in time order (ties keep the order of the life cycle)."""
     events: list[tuple[str, float]] = [("accepted", message.created_at)]
-    if message.status != "accepted":
-        events.append(("queued", message.send_at or message.created_at))
+    queued_at = max(message.created_at, message.send_at or 0.0)  # at once, or at its send time
+    never_queued = message.done_at is not None and message.submitted_at is None and message.done_at < queued_at
+    if message.status != "accepted" and not never_queued:  # (e.g. a scheduled message cancelled early)
+        events.append(("queued", queued_at))
     if message.submitted_at is not None:
         events.append(("submitted", message.submitted_at))
     events.extend((status, at) for status, at in sorted(extra, key=lambda e: e[1]))

@@ -122,9 +122,9 @@ class _StoreWatch:
         self.holder: asyncio.Future[None] | None = None
         original = store._commit
 
-        def commit(conn: Any, batch: list[Any]) -> None:
+        def commit(*args: Any) -> None:
             try:
-                original(conn, batch)
+                original(*args)
             finally:
                 with self.cond:
                     self.cond.notify_all()
