@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import heapq
 import random
 import logging
@@ -487,6 +488,7 @@ class Engine:
         self._mo_parts: dict[tuple[str, str, int], dict[int, str]] = {}
         self.store_lag_limit = 1000  # transitions queued for the store before sending pauses
         self._store_waiting = False
+        self._gc_before: tuple[int, int, int] | None = None
         self._refs: dict[str, int] = {}  # the last concatenation reference per carrier
 
     # --- clocks -----------------------------------------------------------------------
@@ -510,6 +512,11 @@ class Engine:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        threshold = self.settings.engine.gc_threshold
+        if threshold:
+            self._gc_before = gc.get_threshold()
+            gc.set_threshold(threshold, *self._gc_before[1:])
+            gc.freeze()  # what exists now (modules, config, …) is never garbage: not scanned again
         self._event_signal = asyncio.Event()
         if self._lookup is None:
             lk = self.settings.lookup
@@ -539,6 +546,10 @@ class Engine:
         if self._tasks is not None:
             await self._tasks.__aexit__(None, None, None)
         await self.store.close()
+        if self._gc_before is not None:
+            gc.set_threshold(*self._gc_before)
+            gc.unfreeze()
+            self._gc_before = None
         if self._event_signal is not None:
             self._event_signal.set()  # an events() iterator ends once it has read what is left
 
