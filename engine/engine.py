@@ -600,6 +600,7 @@ class Engine:
                     in_flight.setdefault(carrier.name, set()).add(msg.number)
                     msg.in_pacer = True
         self._awaiting = collections.deque(sorted(self._awaiting, key=lambda e: e[0]))
+        await self._recover_indefinite(now, wall)
         entries = await self.store.load_pacing()
         for carrier in self.carriers.values():
             if carrier.pacer is None:
@@ -619,6 +620,41 @@ class Engine:
         self._suppressed = {number for number, _c, _r, _at in await self.store.suppressed()}
         if self.backlog or self._awaiting:
             log.info("recovered %d queued and %d submitted messages", self.backlog, len(self._awaiting))
+
+    async def _recover_indefinite(self, now: float, wall: float) -> None:
+        """Indefinite messages may still get a late receipt (SPEC): those that ended
+        within the correlator's ``registered_ttl`` are registered again, as they
+        were before the restart."""
+        horizon = wall - self.correlator.config.registered_ttl
+        after = 0
+        count = 0
+        while True:
+            rows = await self.store.load(statuses=(S.INDEFINITE.value,), after_id=after, limit=2000)
+            if not rows:
+                break
+            after = rows[-1].id
+            rows = [r for r in rows if r.carrier in self.carriers and (r.done_at or wall) >= horizon]
+            parts = await self.store.load_parts([r.id for r in rows]) if rows else {}
+            for row in rows:
+                msg = _Msg(row)
+                msg.in_backlog = False
+                msg.pending = []
+                msg.submitted = row.parts
+                msg.submitted_at = row.submitted_at
+                msg.final_status = row.status
+                for part in parts.get(row.id, []):
+                    i = part.seq - 1
+                    if not 0 <= i < msg.parts:
+                        continue
+                    if part.state:
+                        msg.results[i] = PartResult(part.state)
+                    elif part.carrier_id:
+                        key = part.key or self.correlator.scheme(row.carrier).response_key(part.carrier_id)
+                        msg.part_ids[i] = key
+                        self.correlator.register(row.carrier, part.carrier_id, (msg, i), now, key)
+                        count += 1
+        if count:
+            log.info("%d parts of indefinite messages await late receipts", count)
 
     # --- accepting ------------------------------------------------------------------------
 
@@ -925,7 +961,9 @@ class Engine:
             for key in msg.part_ids:
                 if key:
                     self.correlator.forget(msg.carrier, "", now, key)
-            self._live.pop(msg.id, None)
+        # an indefinite one stays registered with the correlator (bounded, expiring)
+        # for a late receipt; the engine itself is done with it
+        self._live.pop(msg.id, None)
         self.counters[_FINAL_COUNTER[value]] += 1
         self._emit_event(msg, value, wall, error=error, billable_units=billable_units, late=late)
 

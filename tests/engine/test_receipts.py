@@ -157,6 +157,28 @@ async def test_late_receipt_updates_an_indefinite_message(tmp_path: Path) -> Non
 
 
 @pytest.mark.looptime
+@pytest.mark.parametrize("text", ["one part", FIVE_PARTS])
+async def test_a_late_receipt_after_a_restart_still_updates_an_indefinite_message(tmp_path: Path, text: str) -> None:
+    """Indefinite at 3 s, the engine restarts at ~5 s, the receipts come at 12 s to the new bind."""
+    async with simulator("docomo", dlr_delay_ms=12000, partial_failure_rate=0.0) as sim:
+        cfg = config(tmp_path, {"docomo": sim}, engine={"receipt_timeout_s": 3})
+        async with running(cfg) as (engine, log):
+            (mid,) = await _send(engine, [_req(1, text=text)])
+            await log.wait_finals([mid], timeout=30)
+            live = engine.stats()["live"]  # indefinite: only the correlator keeps it (bounded)
+        first = log.finals[mid]
+        assert live == 0
+        async with running(cfg) as (engine, log2):
+            await log2.wait(lambda: bool(log2.finals_by_id[mid]), timeout=30)
+            view = await settle(engine.status(mid))
+    assert first.status == "indefinite"
+    (late,) = log2.finals_by_id[mid]
+    parts = 5 if text == FIVE_PARTS else 1
+    assert (late.status, late.billable_units, late.late) == ("delivered", parts, True)
+    assert view is not None and view.status == "delivered" and view.billable_units == parts
+
+
+@pytest.mark.looptime
 async def test_late_part_receipts_complete_a_multi_part_message(tmp_path: Path) -> None:
     """Some parts report before the timeout (recorded, not billed: indefinite), the rest after it."""
     async with simulator("docomo", dlr_delay_ms=0, dlr_spread_ms=20000, partial_failure_rate=0.0, seed=3) as sim:
