@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable
 
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
 from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
@@ -37,9 +37,9 @@ from engine.model import FINAL, MessageStatus, PRIORITIES
 from engine.numbers import CarrierLookup, NumberError, from_smpp, normalize, to_smpp
 from engine.ops.config import CARRIERS, CarrierSettings, Config
 from engine.pool import CarrierPool, Submission
-from engine.smpp.codec import encode
+from engine.smpp.codec import submit_sm_body
 from engine.smpp.constants import Status, Tag, status_name
-from engine.smpp.pdu import Pdu, SubmitSm
+from engine.smpp.pdu import Pdu
 from engine.store import NewMessage, PartRecord, SqliteStore, StoredMessage, Update
 from engine.store.base import format_id, parse_id
 from engine.text import TextError, decode_wire, plan
@@ -821,6 +821,7 @@ class Engine:
         sender = msg.sender
         ton, npi = (5, 0) if not sender.isdigit() else ((2, 1) if sender.startswith("0") else (1, 1))
         bodies = []
+        destination = to_smpp(msg.number)
         for i, segment in enumerate(text_plan.segments):
             tlvs: dict[int, Any] = {}
             short = segment
@@ -830,13 +831,12 @@ class Engine:
             elif text_plan.concatenation == "sar":
                 ref, total, seq = text_plan.sar[i]
                 tlvs = {Tag.SAR_MSG_REF_NUM: ref, Tag.SAR_TOTAL_SEGMENTS: total, Tag.SAR_SEGMENT_SEQNUM: seq}
-            pdu = SubmitSm(
-                source_addr_ton=ton, source_addr_npi=npi, source_addr=sender,
-                dest_addr_ton=1, dest_addr_npi=1, destination_addr=to_smpp(msg.number),
-                esm_class=text_plan.esm_class, registered_delivery=1, data_coding=text_plan.data_coding,
-                short_message=short, tlvs=tlvs,
+            bodies.append(
+                submit_sm_body(
+                    ton, npi, sender, destination, esm_class=text_plan.esm_class, registered_delivery=1,
+                    data_coding=text_plan.data_coding, short_message=short, tlvs=tlvs,
+                )
             )
-            bodies.append(encode(pdu)[16:])
         if len(bodies) != msg.parts:  # a profile change between accept and send
             msg.parts = len(bodies)
             msg.pending = list(range(msg.parts))

@@ -6,7 +6,6 @@ SPEC's multi-part outcome table (status and billable units), late receipts.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 

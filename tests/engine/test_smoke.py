@@ -10,7 +10,7 @@ import pytest
 from carriers.smsc import SmscSimulator
 from engine.api import StatusEvent, SubmitRequest
 from engine.engine import Engine
-from engine.ops.config import CARRIERS, parse_config, simulator_settings
+from engine.ops.config import parse_config, simulator_settings
 
 
 @pytest.mark.looptime

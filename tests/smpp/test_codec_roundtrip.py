@@ -499,3 +499,42 @@ def test_largest_default_frame_in_small_chunks() -> None:
         _drain(dec, out)
     assert out == [pdu]
     assert dec.buffered == 0
+
+
+_ADDR = st.text(alphabet="0123456789ABCDEFGHabc", max_size=20)
+
+
+@given(
+    source=_ADDR, destination=_ADDR, ton=st.integers(0, 6), npi=st.integers(0, 18),
+    esm=st.integers(0, 255), reg=st.integers(0, 31), dcs=st.integers(0, 255),
+    sm=st.binary(max_size=254),
+    sar=st.none() | st.tuples(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(1, 255)),
+    payload=st.none() | st.binary(max_size=2000),
+)
+@settings(max_examples=300, deadline=None)
+def test_submit_sm_body_equals_the_generated_encoder(
+    source: str, destination: str, ton: int, npi: int, esm: int, reg: int, dcs: int, sm: bytes,
+    sar: tuple[int, int, int] | None, payload: bytes | None,
+) -> None:
+    from engine.smpp.codec import submit_sm_body
+
+    tlvs: dict[int, object] = {}
+    if sar is not None:
+        tlvs = {Tag.SAR_MSG_REF_NUM: sar[0], Tag.SAR_TOTAL_SEGMENTS: sar[1], Tag.SAR_SEGMENT_SEQNUM: sar[2]}
+    if payload is not None:
+        tlvs[Tag.MESSAGE_PAYLOAD] = payload
+    body = submit_sm_body(ton, npi, source, destination, esm_class=esm, registered_delivery=reg, data_coding=dcs, short_message=sm, tlvs=tlvs)
+    pdu = SubmitSm(
+        source_addr_ton=ton, source_addr_npi=npi, source_addr=source, dest_addr_ton=1, dest_addr_npi=1,
+        destination_addr=destination, esm_class=esm, registered_delivery=reg, data_coding=dcs, short_message=sm, tlvs=tlvs,
+    )
+    assert body == encode(pdu)[HEADER_SIZE:]
+
+
+def test_submit_sm_body_refuses_what_the_encoder_refuses() -> None:
+    from engine.smpp.codec import submit_sm_body
+    from engine.smpp.errors import SmppEncodeError
+
+    for source, destination, sm in (("1" * 21, "81", b""), ("1", "8" * 21, b""), ("1", "81", b"x" * 255), ("1\x00", "81", b"")):
+        with pytest.raises(SmppEncodeError):
+            submit_sm_body(1, 1, source, destination, esm_class=0, registered_delivery=1, data_coding=0, short_message=sm)
