@@ -23,6 +23,7 @@ from engine.smpp.constants import CommandId, EsmClass, Status, Tag
 from engine.smpp.pdu import DataSm, DeliverSmResp, Pdu, SubmitSm
 from engine.smpp.session import Request
 from engine.text import plan
+from tests.vtime import elapse
 
 HOST = "127.0.0.1"
 SOURCE = "0120123456"  # the enterprise's sender number (submit source_addr)
@@ -214,7 +215,7 @@ async def collect_timed(esme: Any, n: int, timeout: float = 120.0) -> list[tuple
 
 async def nothing_for(esme: SimpleEsme, seconds: float) -> None:
     """Under looptime: let ``seconds`` of virtual time pass and assert nothing was delivered."""
-    await asyncio.sleep(seconds)
+    await elapse(seconds)
     assert esme.delivered.empty(), f"unexpected deliveries: {[p for p in esme.delivered._queue]}"  # type: ignore[attr-defined]
 
 

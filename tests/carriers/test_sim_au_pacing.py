@@ -5,12 +5,11 @@ or while such a message still awaits its receipt.  All in virtual time."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from engine.smpp.constants import MessageState, Status, Tag
 from engine.smpp.pdu import NetworkErrorCode
+from tests.vtime import elapse
 
 from .simkit import bind, collect, collect_timed, fields, nothing_for, now, payload_sm, rid, running, sm, submit_all, text_pdus, udh_parts
 
@@ -32,7 +31,7 @@ async def test_second_message_before_the_first_receipt_is_a_violation():
     async with running("au", dlr_delay_ms=1000) as sim:
         esme = await bind(sim)
         r1 = await esme.request(sm(N), timeout=5)
-        await asyncio.sleep(0.5)
+        await elapse(0.5)
         r2 = await esme.request(sm(N), timeout=5)
         assert r2.command_status == Status.ESME_ROK  # accepted; the violation shows in the receipt
         receipts = {rid(p): p for p in await collect(esme, 2)}
@@ -57,7 +56,7 @@ async def test_gap_after_the_previous_receipt(gap, violation):
     async with running("au", dlr_delay_ms=1000) as sim:
         esme = await bind(sim)
         _, t_end = await first_message(esme)
-        await asyncio.sleep(t_end + gap - now())
+        await elapse(t_end + gap - now())
         r = await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert rid(receipt) == r.message_id
@@ -72,7 +71,7 @@ async def test_clock_runs_from_each_message_end_a_paced_train_has_no_violations(
         esme = await bind(sim)
         t_end = now()
         for _ in range(5):
-            await asyncio.sleep(t_end + 12.0 - now())
+            await elapse(t_end + 12.0 - now())
             _, t_end = await first_message(esme)
         assert sim.stats()["violations"] == 0
         times = sim.submit_times(N)
@@ -88,7 +87,7 @@ async def test_parts_of_one_message_are_not_violations_of_each_other():
         resps = []
         for p in pdus:  # parts spread over 4 s: later parts come after earlier parts' receipts
             resps.append(await esme.request(p, timeout=5))
-            await asyncio.sleep(1.0)
+            await elapse(1.0)
         assert all(r.command_status == Status.ESME_ROK for r in resps)
         receipts = await collect(esme, 5)
         assert {rid(p) for p in receipts} == {r.message_id for r in resps}
@@ -101,7 +100,7 @@ async def test_parts_of_one_message_are_not_violations_of_each_other():
 async def _two_part_message_with_receipts_at_1_and_6(esme, t0):
     (_, p1), (_, p2) = udh_parts(N, ["前半", "後半"], ref=8)
     await esme.request(p1, timeout=5)
-    await asyncio.sleep(5.0)
+    await elapse(5.0)
     await esme.request(p2, timeout=5)
     got = await collect_timed(esme, 2)
     assert [round(t - t0, 6) for t, _ in got] == [1.0, 6.0]
@@ -114,7 +113,7 @@ async def test_a_multipart_message_has_not_ended_at_its_first_part_receipt():
         t0 = now()
         await _two_part_message_with_receipts_at_1_and_6(esme, t0)
         assert sim.stats()["violations"] == 0
-        await asyncio.sleep(t0 + 1.0 + 12.0 - now())  # 12 s after the first part's receipt
+        await elapse(t0 + 1.0 + 12.0 - now())  # 12 s after the first part's receipt
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert fields(receipt)["err"] == "012"
@@ -128,7 +127,7 @@ async def test_a_multipart_message_ends_with_its_last_part_receipt(gap_after_las
         esme = await bind(sim)
         t0 = now()
         await _two_part_message_with_receipts_at_1_and_6(esme, t0)
-        await asyncio.sleep(t0 + 6.0 + gap_after_last - now())
+        await elapse(t0 + 6.0 + gap_after_last - now())
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert fields(receipt)["stat"] == ("UNDELIV" if violation else "DELIVRD")
@@ -142,10 +141,10 @@ async def test_a_violating_message_still_ends_and_restarts_the_clock():
         esme = await bind(sim)
         t0 = now()
         await esme.request(sm(N), timeout=5)  # receipt at t0+1
-        await asyncio.sleep(0.5)
+        await elapse(0.5)
         await esme.request(sm(N), timeout=5)  # violation, its receipt at t0+1.5
         await collect(esme, 2)
-        await asyncio.sleep(t0 + 13.2 - now())  # 12.2 s after the first's end, 11.7 after the second's
+        await elapse(t0 + 13.2 - now())  # 12.2 s after the first's end, 11.7 after the second's
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert fields(receipt)["err"] == "012"
@@ -160,7 +159,7 @@ async def test_a_failed_message_paces_like_a_delivered_one(knob):
         await esme.request(sm(N), timeout=5)
         ((t_end, receipt),) = await collect_timed(esme, 1)
         assert fields(receipt)["stat"] in ("UNDELIV", "EXPIRED") and fields(receipt)["err"] != "012"
-        await asyncio.sleep(t_end + 11.0 - now())
+        await elapse(t_end + 11.0 - now())
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert fields(receipt)["err"] == "012"
@@ -187,7 +186,7 @@ async def test_a_message_still_in_flight_when_its_receipt_is_dropped_imposes_no_
         esme = await bind(sim)
         await esme.request(sm(N), timeout=5)
         sim.update(receipt_drop_rate=0.0)
-        await asyncio.sleep(1.0)  # the first message's (dropped) receipt is not due yet
+        await elapse(1.0)  # the first message's (dropped) receipt is not due yet
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1, timeout=60)
         assert fields(receipt)["stat"] == "DELIVRD"
@@ -217,14 +216,14 @@ async def test_a_held_receipt_keeps_the_message_open():
     async with running("au", dlr_delay_ms=1000) as sim:
         tx = await bind(sim, "transmitter", system_id="acme")
         await tx.request(sm(N), timeout=5)
-        await asyncio.sleep(30)
+        await elapse(30)
         await tx.request(sm(N), timeout=5)  # 30 s later, but the first still awaits its receipt
         assert sim.stats()["violations"] == 1
         rx = await bind(sim, "receiver", system_id="acme")
         got = await collect(rx, 2)
         assert sorted(fields(p)["stat"] for p in got) == ["DELIVRD", "UNDELIV"]
         t_end = now()  # both receipts sent now: the clock starts here
-        await asyncio.sleep(t_end + 12.0 - now())
+        await elapse(t_end + 12.0 - now())
         await tx.request(sm(N), timeout=5)
         (receipt,) = await collect(rx, 1)
         assert fields(receipt)["stat"] == "DELIVRD"
@@ -267,7 +266,7 @@ async def test_a_too_long_message_imposes_no_pacing():
         got = await collect_timed(esme, 10)  # the ten accepted parts: one message, no violation
         assert all(fields(p)["stat"] == "DELIVRD" for _, p in got)
         t_end = max(t for t, _ in got)
-        await asyncio.sleep(t_end + 12.0 - now())
+        await elapse(t_end + 12.0 - now())
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert fields(receipt)["stat"] == "DELIVRD"
@@ -287,7 +286,7 @@ async def test_a_multipart_message_whose_later_part_was_refused_ends_with_its_re
         assert (await esme.request(p2, timeout=5)).command_status == Status.ESME_RSUBMITFAIL
         sim.update(reject_rate=0.0)
         ((t_end, _),) = await collect_timed(esme, 1)
-        await asyncio.sleep(t_end + 60.0 - now())
+        await elapse(t_end + 60.0 - now())
         await esme.request(sm(N), timeout=5)
         (receipt,) = await collect(esme, 1)
         assert sim.stats()["violations"] == 0, "the abandoned message still paces the number a minute later"

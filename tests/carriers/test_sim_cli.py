@@ -12,6 +12,7 @@ import pytest
 
 from engine.client import SimpleEsme
 from engine.smpp.constants import Status
+from tests.vtime import elapse
 
 from .simkit import HOST, bind, collect, running, sm
 
@@ -127,6 +128,6 @@ async def test_stats_file_also_written_while_running(tmp_path):
     async with running("au", stats_file=str(path)) as sim:
         esme = await bind(sim)
         await esme.request(sm(N, rd=0), timeout=5)
-        await asyncio.sleep(1.5)  # virtual: the periodic writer runs every second
+        await elapse(1.5)  # virtual: the periodic writer runs every second
         assert json.loads(path.read_text())["submit_sm"] == 1
         await esme.close()

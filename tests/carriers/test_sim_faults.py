@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from engine.smpp.constants import CommandId, Status
+from tests.vtime import elapse
 
 from .simkit import (
     SilentEsme,
@@ -42,7 +43,7 @@ async def paced(esme, seconds, rate):
     out = []
     t0 = now()
     for k in range(1, int(seconds * rate) + 1):
-        await asyncio.sleep(t0 + k / rate - now())
+        await elapse(t0 + k / rate - now())
         r = await esme.request(sm(N, rd=0), timeout=5)
         out.append((now() - t0, r.command_status))
     return out
@@ -87,7 +88,7 @@ async def test_throughput_cap_with_an_explicit_burst():
         accepted = sum(1 for _, s in got if s == Status.ESME_ROK)
         assert 148 <= accepted <= 151  # 50/s × 3 s
         # idle long enough, the bucket refills to the burst, no further
-        await asyncio.sleep(10)
+        await elapse(10)
         statuses = await burst(esme, 40, dest="819000000002")
         assert statuses.count(Status.ESME_ROK) == 25
         await esme.close()
@@ -105,7 +106,7 @@ async def test_throughput_cap_applies_to_data_sm_too():
         esme = await bind(sim)
         assert (await esme.request(data_sm(N, rd=0), timeout=5)).command_status == Status.ESME_ROK
         assert (await esme.request(data_sm(N, rd=0), timeout=5)).command_status == THROTTLED
-        await asyncio.sleep(1.0)
+        await elapse(1.0)
         assert (await esme.request(data_sm(N, rd=0), timeout=5)).command_status == Status.ESME_ROK
         await esme.close()
 
@@ -229,7 +230,7 @@ async def test_response_delay_applies_to_each_pipelined_request_from_its_arrival
         t0 = now()
 
         async def one(offset, dest):
-            await asyncio.sleep(offset)
+            await elapse(offset)
             r = await esme.request(sm(dest, rd=0), timeout=10)
             return now() - t0, r
 
@@ -282,7 +283,7 @@ async def test_window_knob_bounds_each_connection_even_with_many_receipts():
         b = await bind(sim, "receiver", system_id="acme", cls=SilentEsme)
         tx = await bind(sim, "transmitter", system_id="acme")
         await submit_all(tx, [sm(f"8190000000{i:02d}") for i in range(30)])
-        await asyncio.sleep(2)
+        await elapse(2)
         assert a.delivered.qsize() == 5 and b.delivered.qsize() == 5
         assert sim.stats()["receipts_pending"] == 20
         for e in (a, b, tx):
@@ -317,7 +318,7 @@ async def test_max_pending_receipts_drops_the_overflow():
     async with running("docomo", max_pending_receipts=2, dlr_delay_ms=100) as sim:
         tx = await bind(sim, "transmitter", system_id="acme")
         await submit_all(tx, [sm(f"8190000000{i}") for i in range(5)])
-        await asyncio.sleep(5)
+        await elapse(5)
         stats = sim.stats()
         assert stats["receipts_pending"] == 2 and stats["pending_overflow"] == 3
         rx = await bind(sim, "receiver", system_id="acme")
@@ -333,7 +334,7 @@ async def test_track_numbers_bounds_the_numbers_with_submit_times():
         t0 = now()
         for dest in ("819000000001", "819000000002", "819000000003", "819000000001"):
             await esme.request(sm(dest, rd=0), timeout=5)
-            await asyncio.sleep(1.5)
+            await elapse(1.5)
         times = sim.stats(numbers=True)["submit_times"]
         assert set(times) == {"819000000001", "819000000002"}
         assert [round(t - t0, 6) for t in times["819000000001"]] == [0.0, 4.5]
@@ -359,7 +360,7 @@ async def test_submit_times_tracks_first_part_of_each_message():
         t0 = now()
         for p in text_pdus("au", N, "あ" * 200, ref=1):
             await esme.request(p, timeout=5)
-            await asyncio.sleep(0.5)
+            await elapse(0.5)
         assert [round(t - t0, 6) for t in sim.submit_times(N)] == [0.0]
         await esme.close()
 

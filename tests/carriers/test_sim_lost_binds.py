@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from engine.smpp.pdu import Unbind
+from tests.vtime import elapse
 
 from .simkit import SilentEsme, bind, collect, nothing_for, rid, running, sm, submit_all
 
@@ -80,7 +81,7 @@ async def test_both_transceivers_unbinding_in_one_pass_keeps_their_receipts_for_
             b.conn.send(Unbind())
             await asyncio.wait_for(a.lost.wait(), 5)
             await asyncio.wait_for(b.lost.wait(), 5)
-            await asyncio.sleep(1)
+            await elapse(1)
             assert sim.stats()["deliver_requeued"] == 4
             assert not errors, describe(errors)
             await all_go_to_a_new_bind(sim, ids)
@@ -95,7 +96,7 @@ async def test_both_transceivers_dropped_at_once_keep_their_receipts_for_the_nex
             assert sim.disconnect_all() == 3  # a, b and the transmitter, in one call
             await asyncio.wait_for(a.lost.wait(), 5)
             await asyncio.wait_for(b.lost.wait(), 5)
-            await asyncio.sleep(1)
+            await elapse(1)
             assert sim.stats()["deliver_requeued"] == 4
             assert not errors, describe(errors)
             await all_go_to_a_new_bind(sim, ids)
@@ -108,7 +109,7 @@ async def test_both_clients_dropping_tcp_at_once_keep_their_receipts_for_the_nex
             a, b, tx, ids = await two_silent_transceivers_with_receipts_outstanding(sim)
             a.drop()
             b.drop()
-            await asyncio.sleep(1)
+            await elapse(1)
             assert sim.stats()["deliver_requeued"] == 4
             assert not errors, describe(errors)
             await all_go_to_a_new_bind(sim, ids)
@@ -126,7 +127,7 @@ async def test_ack_and_unbind_in_one_read_sends_nothing_more_on_that_bind():
             silent.ack(first)
             silent.conn.send(Unbind())
             await asyncio.wait_for(silent.lost.wait(), 5)
-            await asyncio.sleep(1)
+            await elapse(1)
             assert not errors, describe(errors)
             stats = sim.stats()
             assert stats["receipts_acked"] == 1 and stats["deliver_requeued"] == 1
@@ -148,7 +149,7 @@ async def test_mo_injected_as_the_only_receiver_goes_away_waits_for_the_next_bin
             # the connection is closed but its connection_lost has not run yet
             assert sim.inject_mo(source="819011112222", destination="0120123456", text="hello", system_id=SYSTEM_ID) == 1
             await asyncio.wait_for(esme.lost.wait(), 5)
-            await asyncio.sleep(1)
+            await elapse(1)
             stats = sim.stats()
             assert stats["mo_sent"] == 0 and stats["receipts_pending"] == 1
             rx = await bind(sim, "receiver", system_id=SYSTEM_ID)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from engine.smpp.constants import CommandId, MessageState, Status, Tag
 from engine.smpp.pdu import CancelSm, DistributionList, QuerySm, ReplaceSm, SmeAddress, SubmitMulti
+from tests.vtime import elapse
 
 from .simkit import FIXED_WALL, SOURCE, bind, collect, fields, nothing_for, rid, running, sm
 
@@ -24,7 +23,7 @@ async def test_query_sm_enroute_before_the_receipt_final_after():
         assert q.command_id == CommandId.QUERY_SM_RESP and q.command_status == Status.ESME_ROK
         assert q.message_id == r.message_id
         assert q.message_state == MessageState.ENROUTE and q.final_date == "" and q.error_code == 0
-        await asyncio.sleep(89)
+        await elapse(89)
         q = await esme.request(QuerySm(message_id=r.message_id, source_addr=SOURCE), timeout=5)
         assert q.message_state == MessageState.ENROUTE
         (receipt,) = await collect(esme, 1, timeout=5)
@@ -51,7 +50,7 @@ async def test_query_sm_final_even_without_a_receipt_requested():
     async with running("au") as sim:
         esme = await bind(sim)
         r = await esme.request(sm(N, rd=0), timeout=5)
-        await asyncio.sleep(5)
+        await elapse(5)
         q = await esme.request(QuerySm(message_id=r.message_id), timeout=5)
         assert q.message_state == MessageState.DELIVERED and q.final_date
         await esme.close()

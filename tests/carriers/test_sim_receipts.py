@@ -9,6 +9,7 @@ import pytest
 
 from engine.smpp.constants import CommandId, EsmClass, MessageState, Status, Tag
 from engine.smpp.pdu import NetworkErrorCode
+from tests.vtime import elapse
 
 from .simkit import (
     FIXED_WALL,
@@ -97,7 +98,7 @@ async def test_receipts_keep_their_own_delay_when_submits_are_spread_out():
         for i in range(4):
             r = await esme.request(sm(f"81901234000{i}"), timeout=5)
             sent[r.message_id] = now()
-            await asyncio.sleep(0.7)
+            await elapse(0.7)
         got = await collect_timed(esme, 4)
         for t, receipt in got:
             assert t - sent[rid(receipt)] == pytest.approx(2.0, abs=1e-6)
@@ -216,7 +217,7 @@ async def test_receipts_are_held_until_a_receiver_binds():
     async with running("au", dlr_delay_ms=1000) as sim:
         tx = await bind(sim, "transmitter", system_id="acme")
         ids = {(await tx.request(sm(f"8190000000{i}"), timeout=5)).message_id for i in range(3)}
-        await asyncio.sleep(60)
+        await elapse(60)
         assert sim.stats()["receipts_pending"] == 3
         assert sim.stats()["receipts_sent"] == 0
         other = await bind(sim, "receiver", system_id="someone-else")
@@ -240,7 +241,7 @@ async def test_receipt_resent_when_the_receiver_drops_before_acknowledging():
         assert rid(first) == r.message_id
         silent.drop()  # no deliver_sm_resp was sent
         await asyncio.wait_for(silent.lost.wait(), 5)
-        await asyncio.sleep(5)
+        await elapse(5)
         assert sim.stats()["receipts_pending"] == 1
         assert sim.stats()["deliver_requeued"] == 1
         rx = await bind(sim, "receiver", system_id="acme")

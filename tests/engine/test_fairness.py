@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.api import SubmitRequest
+from tests.vtime import elapse
 
 from ._kit import SENDERS, WALL0, config, running, settle, simulator
 
@@ -37,7 +38,7 @@ async def test_high_priority_overtakes_a_bulk_backlog(tmp_path: Path) -> None:
             for k in range(0, bulk, 5_000):
                 results = await settle(engine.submit_many([_req("A", i, priority="bulk") for i in range(k, k + 5_000)]))
                 assert all(not isinstance(r, Exception) for r in results)
-            await asyncio.sleep(2.0)  # A's backlog is being worked on
+            await elapse(2.0)  # A's backlog is being worked on
             t0 = loop.time()
             b = await settle(engine.submit_many([_req("B", bulk + i, priority="high") for i in range(100)]))
             b_ids = [r.id for r in b]  # type: ignore[union-attr]
@@ -80,7 +81,7 @@ async def test_equal_accounts_do_not_wait_behind_each_others_backlog(tmp_path: P
         cfg = config(tmp_path, {"docomo": sim}, accounts=_accounts(A=1, B=1), carriers={"docomo": {"rate": RATE}})
         async with running(cfg) as (engine, log):
             await settle(engine.submit_many([_req("A", i) for i in range(3_000)]))
-            await asyncio.sleep(1.0)
+            await elapse(1.0)
             t0 = loop.time()
             b = await settle(engine.submit_many([_req("B", 5_000 + i) for i in range(100)]))
             b_ids = [r.id for r in b]  # type: ignore[union-attr]
@@ -102,7 +103,7 @@ async def test_high_priority_overtakes_a_bulk_backlog_on_au(tmp_path: Path) -> N
         async with running(cfg) as (engine, log):
             a = [SubmitRequest(account="A", to=f"090{i:08d}", text=f"A {i}", carrier="au", priority="bulk") for i in range(bulk)]
             assert all(not isinstance(r, Exception) for r in await settle(engine.submit_many(a)))
-            await asyncio.sleep(2.0)
+            await elapse(2.0)
             t0 = loop.time()
             b = [SubmitRequest(account="B", to=f"0701{i:07d}", text=f"B {i}", carrier="au", priority="high") for i in range(100)]
             b_ids = [r.id for r in await settle(engine.submit_many(b))]  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from engine.api import MoEvent, SubmitError, SubmitRequest
+from tests.vtime import elapse
 
 from ._kit import SENDERS, WALL0, config, make_engine, running, settle, simulator
 
@@ -116,7 +117,7 @@ async def test_send_at_is_not_sent_before_and_is_sent_after(tmp_path: Path) -> N
             assert [r.status for r in results] == ["accepted", "queued"]  # type: ignore[union-attr]
             ids = [r.id for r in results]  # type: ignore[union-attr]
             await log.wait_finals([ids[1]], timeout=5)
-            await asyncio.sleep(29.0 - loop.time())
+            await elapse(29.0 - loop.time())
             assert not sim.submit_times(_wire(later))
             assert ids[0] not in log.submitted
             await log.wait_finals(ids, timeout=60)
@@ -138,7 +139,7 @@ async def test_cancel_before_and_after_submit(tmp_path: Path) -> None:
             ids = await _ids(engine, requests)
             (scheduled,) = await _ids(engine, [_req(9, send_at=WALL0 + 10)])
             paced = await _ids(engine, [_req(7, "au"), _req(7, "au")])  # the second waits at the au pacing gate
-            await asyncio.sleep(0.5)
+            await elapse(0.5)
             assert await settle(engine.cancel(ids[4])) is True
             assert await settle(engine.cancel(ids[4])) is False  # already cancelled
             assert await settle(engine.cancel(scheduled)) is True
@@ -147,7 +148,7 @@ async def test_cancel_before_and_after_submit(tmp_path: Path) -> None:
             assert await settle(engine.cancel("0" * 16)) is False  # unknown
             assert await settle(engine.cancel("not-an-id")) is False
             await log.wait_finals(ids + [scheduled] + paced, timeout=60)
-            await asyncio.sleep(15)  # past send_at and the pacing interval
+            await elapse(15)  # past send_at and the pacing interval
             assert await settle(engine.cancel(ids[1])) is False  # delivered
             views = {i: await settle(engine.status(i)) for i in (ids[4], scheduled, paced[1])}
     assert [log.finals[i].status for i in ids] == ["delivered"] * 4 + ["cancelled"]
@@ -177,7 +178,7 @@ async def test_client_ref_is_idempotent(tmp_path: Path) -> None:
             other = await settle(engine.submit(SubmitRequest(account="other", to="07000000001", text="x", carrier="docomo", client_ref="order-42")))
             await log.wait_finals({first.id, batch[0].id, other.id}, timeout=30)  # type: ignore[union-attr]
             late = await settle(engine.submit(_req(1, client_ref="order-42")))
-            await asyncio.sleep(2)
+            await elapse(2)
     assert (first.duplicate, again.duplicate, late.duplicate) == (False, True, True)
     assert first.id == again.id == late.id
     assert late.status == "delivered"  # finished before the retry: the stored status
@@ -247,7 +248,7 @@ async def test_backlog_frees_as_messages_are_submitted(tmp_path: Path) -> None:
             await _ids(engine, [_req(i) for i in range(5)])
             with pytest.raises(SubmitError):
                 await settle(engine.submit(_req(6)))
-            await asyncio.sleep(2.2 - asyncio.get_running_loop().time())  # answered at 1.0, 1.5, 2.0
+            await elapse(2.2 - asyncio.get_running_loop().time())  # answered at 1.0, 1.5, 2.0
             assert engine.stats()["backlog"] == 2
             more = await _ids(engine, [_req(10), _req(11)])
             await log.wait_finals(more, timeout=30)
@@ -305,7 +306,7 @@ async def test_suppression_survives_a_restart(tmp_path: Path) -> None:
         async with running(cfg) as (engine, log):
             (mid,) = await _ids(engine, [_req(1)])
             await log.wait_finals([mid], timeout=30)
-        await asyncio.sleep(1)
+        await elapse(1)
         async with running(cfg) as (engine, log):
             assert [s[0] for s in await settle(engine.store.suppressed())] == ["+817000000001"]
             with pytest.raises(SubmitError) as info:
@@ -408,7 +409,7 @@ async def test_mo_messages_arrive_joined(tmp_path: Path, carrier: str) -> None:
     async with simulator(carrier) as sim:
         cfg = config(tmp_path, {carrier: sim})
         async with running(cfg) as (engine, log):
-            await asyncio.sleep(0.1)  # bound
+            await elapse(0.1)  # bound
             parts = sim.inject_mo(source="819012345678", destination="0120000001", text=long_text)
             sim.inject_mo(source="819012345679", destination="0120000001", text="はい")
             await log.wait(lambda: len(log.mo) >= 2, timeout=10)
@@ -429,7 +430,7 @@ async def test_mo_newlines_read_back_as_lf(tmp_path: Path, carrier: str) -> None
     async with simulator(carrier) as sim:
         cfg = config(tmp_path, {carrier: sim})
         async with running(cfg) as (engine, log):
-            await asyncio.sleep(0.1)
+            await elapse(0.1)
             sim.inject_mo(source="819012345678", destination="0120000001", text="一行目\n二行目")
             await log.wait(lambda: len(log.mo) >= 1, timeout=10)
     assert log.mo[0].text == "一行目\n二行目"
@@ -446,7 +447,7 @@ async def test_status_history(tmp_path: Path) -> None:
             ids = []
             for i in range(20):  # created at different moments
                 ids += await _ids(engine, [_req(i, client_ref=f"r{i}")])
-                await asyncio.sleep(0.37)
+                await elapse(0.37)
             await log.wait_finals(ids, timeout=30)
             views = [await settle(engine.status(i)) for i in ids]
     for mid, view in zip(ids, views):
@@ -502,7 +503,7 @@ async def test_closing_does_not_wait_for_an_answered_enquire_link(tmp_path: Path
         async with running(cfg) as (engine, _log):
             pool = engine.carriers["docomo"].pool
             while not any(b.conn is not None and b.conn.session.probing for b in pool.binds):
-                await asyncio.sleep(0.0005)  # catch the moment an enquire_link is out
+                await elapse(0.0005)  # catch the moment an enquire_link is out
             t0 = loop.time()
             await pool.close()
             elapsed = loop.time() - t0
@@ -528,13 +529,13 @@ async def test_smsc_killed_mid_window_and_restarted(tmp_path: Path, resend: bool
         )
         async with running(cfg) as (engine, log):
             ids = await _ids(engine, [_req(i) for i in range(n)])
-            await asyncio.sleep(1.5)
+            await elapse(1.5)
             await sim.stop()
             first_accepted = sim.stats()["accepted"]
-            await asyncio.sleep(2.0)
+            await elapse(2.0)
             async with simulator("docomo", port=port, **knobs) as sim2:
                 await log.wait_finals(ids, timeout=120)
-                await asyncio.sleep(3)
+                await elapse(3)
                 stats = engine.stats()
     statuses = [log.finals[i].status for i in ids]
     assert len(log.finals) == n

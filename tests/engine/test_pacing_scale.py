@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from engine.api import SubmitRequest
+from tests.vtime import elapse
 
 from ._kit import WALL0, config, running, settle, simulator
 
@@ -133,11 +134,11 @@ async def test_a_submit_exactly_12_s_after_the_receipt_is_not_a_violation() -> N
     async with simulator("au", dlr_delay_ms=500) as sim:
         esme = await bind(sim)
         try:
-            await asyncio.sleep(25.041 - loop.time())
+            await elapse(25.041 - loop.time())
             await esme.request(sm("819011112222"), timeout=5)
             ((end, _receipt),) = await collect_timed(esme, 1)
             assert end == 25.541
-            await asyncio.sleep(end + 12.0 - loop.time())
+            await elapse(end + 12.0 - loop.time())
             assert loop.time() - end >= 12.0 - 1e-9
             await esme.request(sm("819011112222"), timeout=5)
             await collect_timed(esme, 1)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.api import SubmitRequest
+from tests.vtime import elapse
 
 from ._kit import SENDERS, WALL0, config, running, settle, simulator
 
@@ -42,7 +43,7 @@ def _watch(engine: Any, carrier: str) -> list[int]:
 async def _sample(engine: Any, carrier: str, into: list[int]) -> None:
     while True:
         into.append(engine.stats()["carriers"][carrier]["in_memory"])
-        await asyncio.sleep(0.05)
+        await elapse(0.05)
 
 
 @pytest.mark.looptime(noop_cycles=5)
@@ -106,7 +107,7 @@ async def test_au_pacing_gate_does_not_hold_more_than_the_working_set(tmp_path: 
             peaks = _watch(engine, "au")
             requests = [_req("demo", n, "au") for _round in range(30) for n in range(10)]
             ids = [r.id for r in await settle(engine.submit_many(requests))]  # type: ignore[union-attr]
-            await asyncio.sleep(30)
+            await elapse(30)
             parked = engine.stats()["carriers"]["au"]["pacing"]["parked"]
             in_memory = engine.stats()["carriers"]["au"]["in_memory"]
             await log.wait_finals(ids, timeout=30 * 13 + 60)
@@ -126,8 +127,8 @@ async def test_backlog_survives_a_restart(tmp_path: Path) -> None:
     async with running(cfg) as (engine, _log):
         requests = [_req("demo", i) for i in range(100)]
         ids = [r.id for r in await settle(engine.submit_many(requests))]  # type: ignore[union-attr]
-        await asyncio.sleep(2)
-    await asyncio.sleep(1)
+        await elapse(2)
+    await elapse(1)
     async with simulator("docomo", dlr_delay_ms=200, partial_failure_rate=0.0) as sim:
         cfg = config(tmp_path, {"docomo": sim}, engine={"working_set": 20}, carriers={"docomo": {"rate": 50.0}})
         async with running(cfg) as (engine, log):

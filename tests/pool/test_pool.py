@@ -13,6 +13,7 @@ from engine.ops.config import CarrierSettings, Endpoint, SmppSettings, simulator
 from engine.pool import BindState, CarrierPool, Submission
 from engine.smpp.constants import EsmClass, Status, Tag
 from engine.smpp.pdu import Pdu, SubmitSm
+from tests.vtime import elapse
 
 
 class Sink:
@@ -93,7 +94,7 @@ def settings(port: int, **over: Any) -> CarrierSettings:
 async def wait_until(predicate: Any, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a poll: also used by real-time tests
 
 
 # --- volume ---------------------------------------------------------------------------
@@ -291,10 +292,10 @@ async def test_throttle_feedback_converges_below_the_carriers_cap() -> None:
         async with pool:
             await wait_until(lambda: pool.binds_up == 4)
             pool.source.put_many(submission(i) for i in range(int(cap * 50)))
-            await asyncio.sleep(20)  # virtual time: converge
+            await elapse(20)  # virtual time: converge
             before = sim.stats()
             t0 = loop.time()
-            await asyncio.sleep(25)
+            await elapse(25)
             after = sim.stats()
             elapsed = loop.time() - t0
             cuts = pool.stats()["rate_cuts"]
@@ -333,7 +334,7 @@ async def test_simulator_killed_mid_window_then_back() -> None:
         for batch in sink.unknown_batches:
             assert batch == sorted(batch)  # handed back in send order
         assert pool.binds_up == 0
-        await asyncio.sleep(3)
+        await elapse(3)
         sim = SmscSimulator(simulator_settings(carrier="docomo", port=port, dlr_delay_ms=50))
         await sim.start()  # back on the same address: the pool rebinds by itself
         t_back = loop.time()
@@ -353,7 +354,7 @@ async def test_wrong_password_is_reported_and_retried_slowly() -> None:
         sink = Sink()
         pool = CarrierPool("au", settings(sim.port, binds=1, bad_credentials_retry_s=60.0), sink)
         async with pool:
-            await asyncio.sleep(600)  # ten minutes of virtual time
+            await elapse(600)  # ten minutes of virtual time
             (bind,) = pool.binds
             attempts = list(bind.attempts)
             stats = pool.stats()
