@@ -578,24 +578,11 @@ class Engine:
                 carrier = self.carriers.get(row.carrier)
                 if carrier is None:
                     continue
-                msg = _Msg(row)
-                msg.in_backlog = False
-                msg.pending = []
-                msg.submitted = row.parts
-                msg.submitted_at = row.submitted_at
+                msg = self._revive(row, parts.get(row.id, []), now)
                 age = wall - (row.submitted_at or wall)
                 msg.deadline = now + max(0.0, self.settings.engine.receipt_timeout_s - age)
                 self._live[msg.id] = msg
                 self._awaiting.append((msg.deadline, msg))
-                for part in parts.get(row.id, []):
-                    i = part.seq - 1
-                    if 0 <= i < msg.parts:
-                        if part.carrier_id:
-                            msg.part_ids[i] = part.key or self.correlator.scheme(row.carrier).response_key(part.carrier_id)
-                        if part.state:
-                            msg.results[i] = PartResult(part.state)
-                        elif part.carrier_id:
-                            self.correlator.register(row.carrier, part.carrier_id, (msg, i), now)
                 if carrier.pacer is not None:
                     in_flight.setdefault(carrier.name, set()).add(msg.number)
                     msg.in_pacer = True
@@ -636,25 +623,32 @@ class Engine:
             rows = [r for r in rows if r.carrier in self.carriers and (r.done_at or wall) >= horizon]
             parts = await self.store.load_parts([r.id for r in rows]) if rows else {}
             for row in rows:
-                msg = _Msg(row)
-                msg.in_backlog = False
-                msg.pending = []
-                msg.submitted = row.parts
-                msg.submitted_at = row.submitted_at
+                msg = self._revive(row, parts.get(row.id, []), now)
                 msg.final_status = row.status
-                for part in parts.get(row.id, []):
-                    i = part.seq - 1
-                    if not 0 <= i < msg.parts:
-                        continue
-                    if part.state:
-                        msg.results[i] = PartResult(part.state)
-                    elif part.carrier_id:
-                        key = part.key or self.correlator.scheme(row.carrier).response_key(part.carrier_id)
-                        msg.part_ids[i] = key
-                        self.correlator.register(row.carrier, part.carrier_id, (msg, i), now, key)
-                        count += 1
+                count += 1
         if count:
-            log.info("%d parts of indefinite messages await late receipts", count)
+            log.info("%d indefinite messages await late receipts", count)
+
+    def _revive(self, row: StoredMessage, parts: list[PartRecord], now: float) -> _Msg:
+        """A submitted message from the store, its parts' results restored and the
+        parts still without a final receipt registered for their receipts."""
+        msg = _Msg(row)
+        msg.in_backlog = False
+        msg.pending = []
+        msg.submitted = row.parts
+        msg.submitted_at = row.submitted_at
+        scheme = self.correlator.scheme(row.carrier)
+        for part in parts:
+            i = part.seq - 1
+            if not 0 <= i < msg.parts:
+                continue
+            if part.carrier_id:
+                msg.part_ids[i] = part.key or scheme.response_key(part.carrier_id)
+            if part.state:
+                msg.results[i] = PartResult(part.state)
+            elif part.carrier_id:
+                self.correlator.register(row.carrier, part.carrier_id, (msg, i), now, msg.part_ids[i])
+        return msg
 
     # --- accepting ------------------------------------------------------------------------
 
