@@ -1125,6 +1125,18 @@ class Engine:
         self._suppressed.discard(e164)
         return await self.store.unsuppress(e164)
 
+    def orphan_receipts(self) -> list[dict[str, Any]]:
+        """The most recent receipts no message claimed (``orphan_ring`` of them, oldest
+        first): carrier, why (``expired``: no response id met it in time;
+        ``evicted``; ``no_id``), the receipt's id, stat and err, and when (engine clock)."""
+        return [
+            {
+                "carrier": o.carrier, "reason": o.reason, "message_id": o.receipt.message_id,
+                "stat": o.receipt.stat, "err": o.receipt.err, "at": o.at,
+            }
+            for o in self.correlator.orphans()
+        ]
+
     async def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
         """Status events (and MO messages) as they happen.  Best effort: a consumer
         that falls more than ``engine.events_buffer`` behind loses the oldest."""

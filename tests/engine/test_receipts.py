@@ -6,12 +6,14 @@ SPEC's multi-part outcome table (status and billable units), late receipts.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.api import SubmitRequest
+from tests.vtime import elapse
 
 from ._kit import WALL0, config, running, settle, simulator
 
@@ -240,3 +242,23 @@ async def test_a_part_refused_after_others_were_accepted_bills_the_delivered_one
             assert 1 <= e.billable_units < 5
         if e.status == "rejected":
             assert e.billable_units == 0
+
+
+@pytest.mark.looptime
+async def test_an_orphan_receipt_is_counted_and_kept_for_inspection(tmp_path: Path) -> None:
+    from engine.smpp.pdu import DeliverSm
+
+    async with simulator("docomo", dlr_delay_ms=100, partial_failure_rate=0.0) as sim:
+        cfg = config(tmp_path, {"docomo": sim})
+        async with running(cfg) as (engine, log):
+            text = b"id:99999 sub:001 dlvrd:001 submit date:2611220101 done date:2611220101 stat:UNDELIV err:001 text:x"
+            receipt = DeliverSm(esm_class=0x04, source_addr="817000000001", destination_addr="0120", short_message=text)
+            acked = engine.carriers["docomo"].delivered(receipt, "b0", asyncio.get_running_loop().time(), lambda *a: None)
+            await elapse(65)  # held for a response that never comes (pending_ttl 60 s), then an orphan
+            orphans = engine.orphan_receipts()
+            counted = engine.stats()["counters"]["orphan_receipts"]
+    assert acked is False  # answered at once: nothing to store
+    assert counted == 1
+    assert [(o["carrier"], o["reason"], o["message_id"], o["stat"], o["err"]) for o in orphans] == [
+        ("docomo", "expired", "99999", "UNDELIV", "001")
+    ]
