@@ -111,7 +111,7 @@ async def run_demo(*, dlr_delay_ms: float = 200.0, out: Any = print) -> int:
         f"{sum(r['parts'] for r in rows)} PDUs submitted, "
         f"{sum(s['receipts_sent'] for s in stats.values())} receipts in {seconds:.2f} s; "
         f"au pacing violations seen by the au simulator: {au['violations']} "
-        "(the demo sends two messages to one au number back to back; the engine will pace them)"
+        "(the demo sends two messages to one au number back to back; this demo speaks SMPP without the engine, which paces them: see examples/embedded.py)"
     )
     missing = len(waiting)
     if missing:
