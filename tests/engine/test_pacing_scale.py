@@ -2,8 +2,8 @@
 
 Scale: the issue's 1,000 au numbers × 5 messages each, mixed with 10,000
 docomo messages to other numbers (the issue asks for 100k; on the 2-core CI
-machine that costs ~4 minutes of wall time because every store commit is a
-real-time round trip under looptime — run it with
+machine that took 5 min 39 s of wall time (2026-11-22, passed), mostly because
+every store commit is a real-time round trip under looptime — run it with
 ``AU_N=1000 DOC_N=100000 DOC_RATE=2000``).  AU_N / DOC_N / DOC_RATE in the
 environment override the counts and the docomo rate.  Time is driven by the
 configured per-carrier rates (au 200/s, docomo 500/s), not by the machine.
