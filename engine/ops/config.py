@@ -197,9 +197,10 @@ class EngineSettings(_Section):
     events_buffer: Count = 100_000
     """Status events kept for engine.events() consumers that fall behind (oldest dropped, counted)."""
     gc_threshold: Annotated[int, Meta(ge=0)] = 50_000
-    """Python's cyclic GC first-generation threshold while the engine runs (process-wide; 0 = leave
-    Python's default of 700).  With a working set of tens of thousands of messages the default
-    collects so often that it cost ~30 % of the engine's CPU in ``denpo bench e2e``."""
+    """Python's cyclic GC first-generation threshold while the engine runs (process-wide; the
+    older generations are set to 100 and 1000; 0 = leave Python's defaults of 700, 10, 10).  With
+    a working set of tens of thousands of messages the defaults cost ~30 % of the engine's CPU in
+    ``denpo bench e2e``."""
 
 
 class AccountSettings(_Section):
