@@ -72,45 +72,33 @@ async def all_go_to_a_new_bind(sim: Any, ids: set[str]) -> None:
     await rx.close()
 
 
-async def test_both_transceivers_unbinding_in_one_pass_keeps_their_receipts_for_the_next_bind():
+async def _unbind_both(sim: Any, a: Any, b: Any) -> None:
+    # both unbinds leave in the same loop pass, neither client acked anything
+    a.conn.send(Unbind())
+    b.conn.send(Unbind())
+    await asyncio.wait_for(a.lost.wait(), 5)
+    await asyncio.wait_for(b.lost.wait(), 5)
+
+
+async def _simulator_drops_all(sim: Any, a: Any, b: Any) -> None:
+    assert sim.disconnect_all() == 3  # a, b and the transmitter, in one call
+    await asyncio.wait_for(a.lost.wait(), 5)
+    await asyncio.wait_for(b.lost.wait(), 5)
+
+
+async def _clients_drop_tcp(sim: Any, a: Any, b: Any) -> None:
+    a.drop()
+    b.drop()
+
+
+@pytest.mark.parametrize("lose", [_unbind_both, _simulator_drops_all, _clients_drop_tcp], ids=["unbind", "disconnect_all", "tcp_drop"])
+async def test_both_transceivers_lost_at_once_keep_their_receipts_for_the_next_bind(lose: Any) -> None:
     async with running("docomo", window=4, dlr_delay_ms=100) as sim:
         with loop_errors() as errors:
             a, b, tx, ids = await two_silent_transceivers_with_receipts_outstanding(sim)
-            # both unbinds leave in the same loop pass, neither client acked anything
-            a.conn.send(Unbind())
-            b.conn.send(Unbind())
-            await asyncio.wait_for(a.lost.wait(), 5)
-            await asyncio.wait_for(b.lost.wait(), 5)
+            await lose(sim, a, b)
             await elapse(1)
-            assert sim.stats()["deliver_requeued"] == 4
-            assert not errors, describe(errors)
-            await all_go_to_a_new_bind(sim, ids)
-            await tx.close()
-        assert not errors, describe(errors)
-
-
-async def test_both_transceivers_dropped_at_once_keep_their_receipts_for_the_next_bind():
-    async with running("docomo", window=4, dlr_delay_ms=100) as sim:
-        with loop_errors() as errors:
-            a, b, tx, ids = await two_silent_transceivers_with_receipts_outstanding(sim)
-            assert sim.disconnect_all() == 3  # a, b and the transmitter, in one call
-            await asyncio.wait_for(a.lost.wait(), 5)
-            await asyncio.wait_for(b.lost.wait(), 5)
-            await elapse(1)
-            assert sim.stats()["deliver_requeued"] == 4
-            assert not errors, describe(errors)
-            await all_go_to_a_new_bind(sim, ids)
-        assert not errors, describe(errors)
-
-
-async def test_both_clients_dropping_tcp_at_once_keep_their_receipts_for_the_next_bind():
-    async with running("docomo", window=4, dlr_delay_ms=100) as sim:
-        with loop_errors() as errors:
-            a, b, tx, ids = await two_silent_transceivers_with_receipts_outstanding(sim)
-            a.drop()
-            b.drop()
-            await elapse(1)
-            assert sim.stats()["deliver_requeued"] == 4
+            assert sim.stats()["deliver_requeued"] == 4  # each outstanding receipt once
             assert not errors, describe(errors)
             await all_go_to_a_new_bind(sim, ids)
             await tx.close()
