@@ -165,7 +165,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.mode == "e2e":
         from bench.e2e_bench import run
 
-        figures = _run(run(count=args.count, au_repeat=args.au_repeat, batch=args.batch))
+        figures = _run(run(count=args.count, au_repeat=args.au_repeat, batch=args.batch, callers=args.callers))
     elif args.mode == "limiter":
         from bench.limiter_bench import run
 
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, help="pool: configured submits/s for the carrier")
     p.add_argument("--au-repeat", type=int, default=0, help="e2e: messages to each of a set of au numbers, mixed in")
     p.add_argument("--batch", type=int, default=500, help="e2e: messages per submit_many call")
+    p.add_argument("--callers", type=int, default=4, help="e2e: submit_many calls in flight at once")
     p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")
     p.add_argument("--dlr-delay-ms", type=float, default=100.0, help="sim: receipt delay")
