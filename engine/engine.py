@@ -130,6 +130,7 @@ class _Carrier:
         self._pacer_timer: asyncio.TimerHandle | None = None
         self._pacer_at = math.inf
         self._pacer_reached = -math.inf  # the due time of the last pacer timer that fired
+        self.ids = engine.correlator.scheme(name)  # how this carrier writes message ids
 
     # --- the pool's source ------------------------------------------------------------
 
@@ -334,7 +335,7 @@ class _Carrier:
         self.uncommitted += 1
         engine.store.on_commit(self._committed)
         msg.submitted += 1
-        key = engine.correlator.scheme(self.name).response_key(message_id)
+        key = self.ids.response_key(message_id)
         msg.part_ids[i] = key
         single = msg.parts == 1
         if not single:
@@ -462,6 +463,10 @@ class Engine:
         self.accounts = config.accounts
         self._clock = clock
         self._wallclock = wallclock
+        if wallclock is not None:
+            self.wall = wallclock  # type: ignore[method-assign]
+        else:
+            self.wall = time.time  # type: ignore[method-assign]
         path = Path(config.store.path)
         if data_dir is not None and not path.is_absolute():
             path = Path(data_dir) / path.name
@@ -497,8 +502,7 @@ class Engine:
         return self._clock() if self._clock is not None else self._loop.time()  # type: ignore[union-attr]
 
     def wall(self) -> float:
-        if self._wallclock is not None:
-            return self._wallclock()
+        """Wall-clock seconds (replaced per instance in __init__: called several times per message)."""
         return time.time()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -924,7 +928,8 @@ class Engine:
                         error = error or msg.failure
                     self._finalise(msg, outcome.status, now, error=error, outcome=outcome, late=True)
             return
-        outcome = message_outcome(msg.results, timed_out=False)
+        # a single part's result decides at once (the table's rows for one part)
+        outcome = _SINGLE_PART_OUTCOME[result] if msg.parts == 1 else message_outcome(msg.results, timed_out=False)
         if outcome.status is not None:
             if outcome.status is not S.DELIVERED:
                 error = error or msg.failure  # the last receipt may be a delivered part's
@@ -938,7 +943,7 @@ class Engine:
         carrier = self.carriers.get(msg.carrier)
         first = msg.final_status is None
         self._left_backlog(msg)
-        value = status.value
+        value = _VALUE[status]  # (an Enum's .value is a Python-level property: this runs per message)
         msg.final_status = value
         msg.status = value
         delivered = outcome.delivered_parts if outcome is not None else 0
@@ -975,10 +980,11 @@ class Engine:
             self.backlog -= 1
 
     def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
+        final = status in _FINAL_VALUES
         event = StatusEvent(
             id=msg.public_id, account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
             to=msg.number, parts=msg.parts, billable_units=billable_units, error=error, submitted_at=msg.submitted_at,
-            done_at=wall if status in _FINAL_VALUES else None, at=wall, final=status in _FINAL_VALUES, late=late,
+            done_at=wall if final else None, at=wall, final=final, late=late,
         )
         if len(self._events) == self._events.maxlen:
             self.counters["events_dropped"] += 1
@@ -1173,5 +1179,7 @@ class Engine:
 
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL)
+_VALUE = {s: s.value for s in MessageStatus}
+_SINGLE_PART_OUTCOME = {r: message_outcome([r]) for r in PartResult}
 _FINAL_COUNTER = {s.value: f"final_{s.value}" for s in MessageStatus}
 _SUBMITTED = MessageStatus.SUBMITTED.value

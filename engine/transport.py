@@ -137,6 +137,12 @@ class SmppConnection(asyncio.Protocol):
             self._flush_handle = self._loop.call_soon(self._flush_soon)
         return seq
 
+    def respond(self, command_id: int, sequence_number: int, status: int = 0, body: bytes = b"\x00") -> None:
+        """Queue a pre-encoded response (see :meth:`Session.respond`)."""
+        self.session.respond(command_id, sequence_number, status, body, self.clock())
+        if not self._in_read and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush_soon)
+
     def _flush_soon(self) -> None:
         self._flush_handle = None
         self._flush()

@@ -284,3 +284,27 @@ def test_0800_free_dial_inside_080():
         normalize("0800-123-4567")
     assert info.value.reason == "not_mobile"
     assert normalize("080-1123-4567") == "+818011234567"
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="+0123456789８ -", min_size=1, max_size=16),
+        st.builds(
+            lambda head, tail: "+81" + head + tail,
+            st.sampled_from(["90", "80", "70", "60", "20", "800", "0", "3", "９0"]),
+            st.text(alphabet="0123456789", min_size=6, max_size=10),
+        ),
+    )
+)
+def test_fast_path_agrees_with_the_general_path(text):
+    # normalize() returns clean E.164 mobile numbers as they are; the general path,
+    # reached through a copy of the default table, must agree on every input
+    general = dict(SMS_PREFIXES)
+    try:
+        expected = normalize(text, prefixes=general)
+    except NumberError as exc:
+        with pytest.raises(NumberError) as info:
+            normalize(text)
+        assert info.value.reason == exc.reason
+    else:
+        assert normalize(text) == expected

@@ -40,13 +40,11 @@ from engine.flow.bucket import ThrottleFeedback, TokenBucket
 from engine.ops.config import CarrierSettings, Endpoint, SmppSettings
 from engine.pool.status import Outcome, classify
 from engine.smpp.codec import encode
-from engine.smpp.constants import CommandId, Status, status_name
+from engine.smpp.constants import RESPONSE_BIT, CommandId, Status, status_name
 from engine.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
-    DataSmResp,
-    DeliverSmResp,
     Pdu,
     SubmitSm,
     Unbind,
@@ -144,13 +142,14 @@ class _Ack:
     def __init__(self, conn: SmppConnection, pdu: Pdu) -> None:
         self.conn = conn
         self.sequence_number = pdu.sequence_number
-        self.resp = DeliverSmResp if pdu.command_id == _DELIVER_SM else DataSmResp
+        self.resp = pdu.command_id | RESPONSE_BIT  # deliver_sm_resp / data_sm_resp
 
     def __call__(self, status: int = 0) -> None:
         conn = self.conn
         if conn.transport is None or not conn.session.is_bound and conn.session.state.value != "unbinding":
             return  # the connection is gone: the carrier delivers it again
-        conn.send(self.resp(sequence_number=self.sequence_number, command_status=status))
+        # both responses carry only an empty message_id: encoded by hand (this runs per receipt)
+        conn.respond(self.resp, self.sequence_number, status, b"\x00")
 
 
 class BindState:

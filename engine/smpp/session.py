@@ -336,6 +336,17 @@ class Session:
         self.last_sent = now
         return seq
 
+    def respond(self, command_id: int, sequence_number: int, status: int, body: bytes, now: float) -> None:
+        """Queue a response whose body is already encoded (``b"\\x00"``: a
+        deliver_sm_resp's empty message_id).  The fast path for answering
+        inbound deliver_sm; bind responses must go through :meth:`send`."""
+        if self.state is State.CLOSED:
+            raise SmppStateError(f"0x{command_id:08X} on a closed session")
+        if not command_id & RESPONSE_BIT or command_id in _BIND_RESPS:
+            raise SmppStateError(f"0x{command_id:08X} may not be sent this way")
+        self._outbox.append(_pack_header(16 + len(body), command_id, status, sequence_number) + body)
+        self.last_sent = now
+
     def _take_sequence(self) -> int:
         seq = self._next_seq
         while seq in self._outstanding:  # only after a full wrap with a request still open

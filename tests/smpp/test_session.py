@@ -16,6 +16,7 @@ from engine.smpp.pdu import (
     BindTransmitter,
     BindTransmitterResp,
     DeliverSm,
+    DataSmResp,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
@@ -329,6 +330,27 @@ def test_send_encoded_matches_send() -> None:
     b.send_encoded(CommandId.SUBMIT_SM, encode(pdu)[16:], 0.0, context="x")
     assert a.data_to_send() == b.data_to_send()
     assert a.abandon_outstanding() == b.abandon_outstanding()
+
+
+@pytest.mark.parametrize("resp", [DeliverSmResp, DataSmResp])
+@pytest.mark.parametrize("status", [0, Status.ESME_RX_T_APPN])
+def test_respond_matches_send(resp, status) -> None:
+    a, _ = pair(enquire_link_interval=None)
+    b, _ = pair(enquire_link_interval=None)
+    a.send(resp(sequence_number=77, command_status=status), 0.0)
+    b.respond(resp.command_id, 77, status, b"\x00", 0.0)
+    assert a.data_to_send() == b.data_to_send()
+
+
+def test_respond_refuses_requests_bind_responses_and_closed_sessions() -> None:
+    a, _ = pair(enquire_link_interval=None)
+    with pytest.raises(SmppStateError):
+        a.respond(CommandId.SUBMIT_SM, 1, 0, b"", 0.0)
+    with pytest.raises(SmppStateError):
+        a.respond(CommandId.BIND_TRANSCEIVER_RESP, 1, 0, b"x\x00", 0.0)
+    a.close()
+    with pytest.raises(SmppStateError):
+        a.respond(CommandId.DELIVER_SM_RESP, 1, 0, b"\x00", 0.0)
 
 
 # --- keep-alive and inactivity ---------------------------------------------------------
