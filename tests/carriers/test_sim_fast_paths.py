@@ -1,0 +1,73 @@
+"""The simulator's hot-path shortcuts give what the general paths give.
+
+The simulator encodes its submit_sm_resp and its receipts' deliver_sm bodies
+by hand rather than through the engine's codec, and keeps a number's submit
+times as a bare float until its second message; each is held equal here to
+what the general path makes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carriers.smsc import SmscSimulator, _submit_sm_resp_body, _times
+from engine.ops.config import simulator_settings
+from engine.smpp.codec import encode
+from engine.smpp.constants import CommandId, Status
+from engine.smpp.pdu import SubmitSmResp
+
+from .simkit import bind, running, sm
+
+ids = st.text(alphabet="0123456789abcdef", min_size=1, max_size=64)
+statuses = st.sampled_from([0, int(Status.ESME_RTHROTTLED), int(Status.ESME_RMSGQFUL), int(Status.ESME_RINVMSGLEN), 0x45])
+
+
+@given(status=statuses, message_id=ids)
+def test_submit_sm_resp_body_is_the_codecs(status, message_id):
+    # the simulator answers an error without a message id
+    mid = "" if status else message_id
+    assert _submit_sm_resp_body(status, mid) == encode(SubmitSmResp(sequence_number=7, command_status=status, message_id=mid))[16:]
+
+
+@pytest.mark.parametrize("status, message_id", [(0, "1"), (0, "ff"), (0, "1735689615000001"), (0x58, ""), (0x14, "")])
+def test_submit_sm_resp_body_table(status, message_id):
+    assert _submit_sm_resp_body(status, message_id) == encode(SubmitSmResp(command_status=status, message_id=message_id))[16:]
+
+
+@pytest.mark.parametrize("messages", [1, 2, 3, 64, 65, 200])
+def test_submit_times_float_then_deque_keeps_the_last_64(messages):
+    sim = SmscSimulator(simulator_settings(carrier="docomo", port=0))
+    times = [1000.0 + 0.25 * k for k in range(messages)]
+    for t in times:
+        sim._track("819012345678", t)
+    assert sim.submit_times("819012345678") == times[-64:]
+    assert sim.stats(numbers=True)["submit_times"] == {"819012345678": times[-64:]}
+    assert sim.submit_times("819000000000") == []
+
+
+def test_track_numbers_bound_counts_single_and_repeated_numbers():
+    sim = SmscSimulator(simulator_settings(carrier="docomo", port=0, track_numbers=2))
+    for number in ("a", "b", "a", "c"):
+        sim._track(number, 5.0)
+    assert sim.stats(numbers=True)["submit_times"] == {"a": [5.0, 5.0], "b": [5.0]}
+    assert _times(5.0) == [5.0]
+
+
+@pytest.mark.looptime
+async def test_response_delay_path_answers_as_the_hot_path():
+    """With response_delay_ms the simulator still builds SubmitSmResp objects;
+    both paths give the client the same responses, accepted and refused."""
+    answers = {}
+    for delay in (0, 1):
+        async with running("docomo", message_id_base=100, response_delay_ms=delay) as sim:
+            esme = await bind(sim)
+            ok = await esme.request(sm("819012345678", rd=0), timeout=5)
+            sim.update(reject_rate=1.0)
+            refused = await esme.request(sm("819012345678", rd=0), timeout=5)
+            answers[delay] = [(r.command_id, r.command_status, r.message_id, r.tlvs) for r in (ok, refused)]
+            await esme.close()
+    assert answers[0] == answers[1]
+    assert [a[:3] for a in answers[0]] == [(CommandId.SUBMIT_SM_RESP, 0, "101"), (CommandId.SUBMIT_SM_RESP, answers[0][1][1], "")]
+    assert answers[0][1][1] != 0
