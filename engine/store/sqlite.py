@@ -26,6 +26,8 @@ import queue
 import sqlite3
 import threading
 import time
+from itertools import chain, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,6 +103,45 @@ _UPDATABLE = frozenset(
 )
 _STOP = object()
 _json = msgspec.json.Encoder().encode
+_astuple = msgspec.structs.astuple
+_client_ref = attrgetter("client_ref")
+_flatten = chain.from_iterable
+
+# a new row straight from msgspec.structs.astuple(message) + (created_at,): the
+# columns in NewMessage's field order (checked here, so a new field cannot
+# shift them silently)
+_NEW_FIELDS = (
+    "account", "client_ref", "carrier", "number", "sender", "text", "priority", "send_at", "expires_at",
+    "parts", "billing_units", "ref", "status", "id",
+)
+assert NewMessage.__struct_fields__ == _NEW_FIELDS, NewMessage.__struct_fields__
+_INSERT = (
+    f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at) "
+    f"VALUES ({', '.join('?' for _ in _NEW_FIELDS)}, ?{len(_NEW_FIELDS) + 1}, ?{len(_NEW_FIELDS) + 1})"
+)
+
+
+class _Pass:
+    """The transitions queued in one pass of the event loop, already grouped by
+    kind as the writer's statements take them: the staging methods append each
+    one's parameter tuple to its list, so the writer runs ``executemany`` over
+    the lists with no Python loop of its own per transition (the writer holds
+    the GIL the event loop needs while it runs Python).  Each list keeps queue
+    order."""
+
+    __slots__ = ("statuses", "updates", "submitted", "parts", "finished", "history", "pacing", "suppress", "callbacks", "ops")
+
+    def __init__(self) -> None:
+        self.statuses: list[tuple[str, float, int]] = []  # record(): a status alone
+        self.updates: list[Update] = []  # record() with fields (rare): grouped by the writer
+        self.submitted: list[tuple[float, str | None, str | None, int]] = []
+        self.parts: list[tuple[Any, ...]] = []
+        self.finished: list[tuple[str, float, int, int, str | None, int]] = []
+        self.history: list[tuple[int, float, str]] = []
+        self.pacing: list[list[tuple[str, float | None, bool]]] = []
+        self.suppress: list[tuple[str, str, str, float]] = []
+        self.callbacks: list[Callable[[], None]] = []
+        self.ops = 0  # transitions (and a commit marker when there are callbacks): for queued_ops
 
 
 def _column(name: str, value: Any) -> Any:
@@ -135,10 +176,10 @@ class SqliteStore:
         self.committed_ops = 0
         self.commit_seconds = 0.0
         self.last_commit_seconds = 0.0
-        self._callbacks: list[Callable[[], None]] = []
-        self._staged: list[Any] = []  # transitions of this loop pass, shipped together at its end
+        self._pass = _Pass()  # transitions of this loop pass, shipped together at its end
         self._ship_due = False
         self._put_ops = 0  # transitions handed over (staged or queued); written by the loop
+        self._shipped_ops = 0  # ... of which put into the queue (the rest are in self._pass)
         self._done_ops = 0  # ... and committed; written by the writer thread
         self.committed_writes = 0
 
@@ -219,118 +260,99 @@ class SqliteStore:
                 except queue.Empty:
                     break
                 items.append(item)
-                size += len(item[1]) if item is not _STOP and item[0] == "batch" else 1
-            batch: list[Any] = []
-            for item in items:
                 if item is _STOP:
-                    stop = True
-                elif item[0] == "batch":
-                    batch.extend(item[1])
-                else:
-                    batch.append(item)
-            if batch:
+                    break
+                size += item[1].ops if item[0] == "batch" else 1
+            if items[-1] is _STOP:
+                stop = True
+                items.pop()
+            if items:
                 try:
-                    self._commit(conn, batch, len(items) - stop)
+                    self._commit(conn, items)
                 except BaseException as exc:  # noqa: BLE001 - the writer must not die silently
                     log.exception("store writer failed")
                     self._failure = exc
-                    waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
                     if self._loop is not None:
-                        self._loop.call_soon_threadsafe(_resolve, [(f, None, exc) for f in waiters], [])
+                        self._loop.call_soon_threadsafe(_resolve, [(f, None, exc) for f in _waiters(items)], [])
         conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any], items: int) -> None:
-        """One transaction for the batch.  Operations are grouped by kind and
-        applied in life-cycle order (insert, queued, submitted, parts, final,
-        history), each group in queue order: a message's later transition in
-        the same batch always lands after its earlier one."""
+    def _commit(self, conn: sqlite3.Connection, items: list[tuple[Any, ...]]) -> None:
+        """One transaction for the queue items.  Accepts are inserted first;
+        then the transitions, grouped by kind and applied in life-cycle order
+        (queued, other columns, submitted, parts, final, history), each group
+        in queue order: a message's later transition in the same batch always
+        lands after its earlier one."""
         started = time.perf_counter()
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        callbacks: list[Callable[[], None]] = []
+        passes: list[_Pass] = []
+        ops = 0
         try:
             if self._failure is not None:
                 # what was queued before this batch is lost: its callbacks and
                 # waiters must not hear "committed" (a receipt acked, say)
                 raise RuntimeError(f"{self.path}: the store stopped after a failed commit ({self._failure!r})")
             conn.execute("BEGIN IMMEDIATE")
-            statuses: list[tuple[str, float, int]] = []
-            history: list[tuple[int, float, str]] = []
-            parts: list[tuple[Any, ...]] = []
-            fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-            submitted: list[tuple[Any, ...]] = []
-            finished: list[tuple[Any, ...]] = []
-            for op in batch:
-                kind = op[0]
-                if kind == "s":
-                    submitted.append(op[1])
-                elif kind == "f":
-                    finished.append(op[1])
-                    if op[2]:
-                        history.append((op[1][5], op[1][1], op[1][0]))
-                elif kind == "p":
-                    parts.append(op[1])
-                elif kind == "cb":
-                    callbacks.extend(op[1])
-                elif kind == "u":
-                    update: Update = op[1]
-                    if update.fields:
-                        names = tuple(sorted(update.fields))
-                        values = tuple(_column(n, update.fields[n]) for n in names)
-                        if update.status is not None:
-                            names += ("status", "updated_at")
-                            values += (update.status, update.at)
-                        fields.setdefault(names, []).append((*values, update.id))
-                    elif update.status is not None:
-                        statuses.append((update.status, update.at, update.id))
-                    if update.history and update.status is not None:
-                        history.append((update.id, update.at, update.status))
-                    if update.part is not None:
-                        p = update.part
-                        parts.append((update.id, p.seq, op[2], p.carrier_id, p.key, p.state, p.stat, p.err, p.at))
+            for item in items:
+                kind = item[0]
+                if kind == "batch":
+                    passes.append(item[1])
+                    ops += item[1].ops
                 elif kind == "accept":
-                    done.append((op[2], self._insert(conn, op[1]), None))
-                elif kind == "pacing":
+                    done.append((item[2], self._insert(conn, item[1]), None))
+                    ops += 1
+                else:  # flush
+                    done.append((item[1], None, None))
+                    ops += 1
+            for p in passes:
+                for entries in p.pacing:  # (rare: in queue order, upserts and deletes of one number alternate)
                     conn.executemany(
                         "INSERT INTO pacing VALUES (?, ?, ?) ON CONFLICT(number) DO UPDATE SET "
                         "not_before = excluded.not_before, in_flight = excluded.in_flight",
-                        [(n, nb, int(fl)) for n, nb, fl in op[1] if nb is not None or fl],
+                        [(n, nb, int(fl)) for n, nb, fl in entries if nb is not None or fl],
                     )
-                    conn.executemany(
-                        "DELETE FROM pacing WHERE number = ?", [(n,) for n, nb, fl in op[1] if nb is None and not fl]
-                    )
-                elif kind == "suppress":
-                    conn.execute("INSERT OR REPLACE INTO suppression VALUES (?, ?, ?, ?)", op[1])
-                elif kind == "flush":
-                    done.append((op[1], None, None))
-            if statuses:
-                conn.executemany("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", statuses)
-            for names, rows in fields.items():
-                sets = ", ".join(f"{n} = ?" for n in names)
-                conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
-            if submitted:
+                    conn.executemany("DELETE FROM pacing WHERE number = ?", [(n,) for n, nb, fl in entries if nb is None and not fl])
+            if any(p.suppress for p in passes):
+                conn.executemany("INSERT OR REPLACE INTO suppression VALUES (?, ?, ?, ?)", _flatten(p.suppress for p in passes))
+            if any(p.statuses for p in passes):
+                conn.executemany("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", _flatten(p.statuses for p in passes))
+            if any(p.updates for p in passes):
+                fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+                for update in _flatten(p.updates for p in passes):
+                    assert update.fields is not None
+                    names = tuple(sorted(update.fields))
+                    values = tuple(_column(n, update.fields[n]) for n in names)
+                    if update.status is not None:
+                        names += ("status", "updated_at")
+                        values += (update.status, update.at)
+                    fields.setdefault(names, []).append((*values, update.id))
+                for names, rows in fields.items():
+                    sets = ", ".join(f"{n} = ?" for n in names)
+                    conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
+            if any(p.submitted for p in passes):
                 conn.executemany(
                     "UPDATE messages SET status = CASE WHEN status IN ('accepted', 'queued') THEN 'submitted' "
                     "ELSE status END, updated_at = ?1, submitted_at = ?1, "
                     "carrier_id = coalesce(?2, carrier_id), key = coalesce(?3, key) WHERE id = ?4",
-                    submitted,
+                    _flatten(p.submitted for p in passes),
                 )
-            if parts:
+            if any(p.parts for p in passes):
                 conn.executemany(
                     "INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id, seq) DO UPDATE SET "
                     "carrier_id = coalesce(excluded.carrier_id, carrier_id), key = coalesce(excluded.key, key), "
                     "state = coalesce(excluded.state, state), stat = coalesce(excluded.stat, stat), "
                     "err = coalesce(excluded.err, err), at = coalesce(excluded.at, at)",
-                    parts,
+                    _flatten(p.parts for p in passes),
                 )
-            if finished:
+            if any(p.finished for p in passes):
                 conn.executemany(
                     "UPDATE messages SET status = ?1, updated_at = ?2, done_at = ?2, billable_units = ?3, "
                     "delivered_parts = ?4, error = ?5 WHERE id = ?6",
-                    finished,
+                    _flatten(p.finished for p in passes),
                 )
-            if history:
-                conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", history)
+            if any(p.history for p in passes):
+                conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", _flatten(p.history for p in passes))
             conn.execute("COMMIT")
+            callbacks = list(_flatten(p.callbacks for p in passes))
         except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
             if self._failure is None:
                 log.exception("store commit failed")
@@ -339,14 +361,14 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            waiters = [op[2] if op[0] == "accept" else op[1] for op in batch if op[0] in ("accept", "flush")]
-            done = [(fut, None, exc) for fut in waiters]
+            done = [(fut, None, exc) for fut in _waiters(items)]
             callbacks = []  # what depended on this commit must not go ahead
+            ops = sum(item[1].ops if item[0] == "batch" else 1 for item in items)
         elapsed = time.perf_counter() - started
         self.commits += 1
-        self.committed_ops += items  # queue items (a loop pass's transitions travel as one)
-        self.committed_writes += len(batch)
-        self._done_ops += len(batch)
+        self.committed_ops += len(items)  # queue items (a loop pass's transitions travel as one)
+        self.committed_writes += ops
+        self._done_ops += ops
         self.commit_seconds += elapsed
         self.last_commit_seconds = elapsed
         if (done or callbacks) and self._loop is not None:
@@ -354,6 +376,15 @@ class SqliteStore:
 
     def _insert(self, conn: sqlite3.Connection, messages: list[NewMessage]) -> list[tuple[int, bool]]:
         now = self._wall()
+        n = len(messages)
+        if list(map(_client_ref, messages)).count(None) == n and set(map(type, messages)) == {NewMessage}:
+            # no client_ref to look up (the usual case): ids and rows without a Python
+            # loop over the fields (astuple is C), nothing to read before the insert
+            ids = self._ids.take(n)
+            for m, mid in zip(messages, ids):
+                m.id = mid
+            conn.executemany(_INSERT, map(tuple.__add__, map(_astuple, messages), repeat((now,))))
+            return list(zip(ids, repeat(True)))
         results: list[tuple[int, bool]] = []
         rows = []
         seen: dict[tuple[str, str], int] = {}
@@ -375,17 +406,12 @@ class SqliteStore:
                 seen[(m.account, m.client_ref)] = mid
             rows.append(
                 (
-                    mid, m.account, m.client_ref, m.carrier, m.number, m.sender, m.text, m.priority, m.status,
-                    m.parts, m.billing_units, m.ref, now, now, m.send_at, m.expires_at,
+                    m.account, m.client_ref, m.carrier, m.number, m.sender, m.text, m.priority, m.send_at,
+                    m.expires_at, m.parts, m.billing_units, m.ref, m.status, mid, now,
                 )
             )
             results.append((mid, True))
-        conn.executemany(
-            "INSERT INTO messages (id, account, client_ref, carrier, number, sender, text, priority, status, parts, "
-            "billing_units, ref, created_at, updated_at, send_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        conn.executemany(_INSERT, rows)
         return results
 
     def _check(self) -> None:
@@ -400,56 +426,79 @@ class SqliteStore:
             return []
         future: asyncio.Future[list[tuple[int, bool]]] = asyncio.get_running_loop().create_future()
         self._ship()
-        self._put_ops += 1
-        self._queue.put(("accept", messages, future))
+        self._put(("accept", messages, future))
         return await future
 
     def record(self, update: Update, carrier: str = "") -> None:
         """Queue a transition (``carrier`` names the carrier of a part record)."""
-        if update.fields and not _UPDATABLE.issuperset(update.fields):
-            raise ValueError(f"not updatable: {sorted(set(update.fields) - _UPDATABLE)}")
-        self._stage(("u", update, carrier))
+        p = self._pass
+        fields = update.fields
+        if fields:
+            if not _UPDATABLE.issuperset(fields):
+                raise ValueError(f"not updatable: {sorted(set(fields) - _UPDATABLE)}")
+            p.updates.append(update)  # its status too: in the same statement as its fields
+        elif update.status is not None:
+            p.statuses.append((update.status, update.at, update.id))
+        if update.history and update.status is not None:
+            p.history.append((update.id, update.at, update.status))
+        if update.part is not None:
+            r = update.part
+            p.parts.append((update.id, r.seq, carrier, r.carrier_id, r.key, r.state, r.stat, r.err, r.at))
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
+
+    # the hot transitions: one tuple straight into this pass's list (no op object, no call)
 
     def submitted(self, message_id: int, at: float, carrier_id: str | None = None, key: str | None = None) -> None:
-        self._stage(("s", (at, carrier_id, key, message_id)))
+        self._pass.submitted.append((at, carrier_id, key, message_id))
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
 
     def part(self, message_id: int, carrier: str, part: PartRecord) -> None:
         p = part
-        self._stage(("p", (message_id, p.seq, carrier, p.carrier_id, p.key, p.state, p.stat, p.err, p.at)))
+        self._pass.parts.append((message_id, p.seq, carrier, p.carrier_id, p.key, p.state, p.stat, p.err, p.at))
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
 
     def finished(
         self, message_id: int, status: str, at: float, *, billable_units: int, delivered_parts: int,
         error: dict[str, Any] | None = None, history: bool = False,
     ) -> None:
         encoded = _json(error).decode() if error is not None else None
-        self._stage(("f", (status, at, billable_units, delivered_parts, encoded, message_id), history))
+        self._pass.finished.append((status, at, billable_units, delivered_parts, encoded, message_id))
+        if history:
+            self._pass.history.append((message_id, at, status))
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
 
     async def flush(self) -> None:
         self._check()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ship()
-        self._put_ops += 1
-        self._queue.put(("flush", future))
+        self._put(("flush", future))
         await future
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (in the event loop) once everything queued so far is committed;
         never, if that commit fails."""
-        self._callbacks.append(callback)
+        self._pass.callbacks.append(callback)
         if not self._ship_due:
             self._schedule_ship()
 
-    def _stage(self, op: Any) -> None:
-        """Queue a transition.  The transitions (and commit callbacks) of one pass
-        of the event loop travel to the writer as one item at the end of the
-        pass: an item each cost as much as the write itself (a thread wake-up
-        per put)."""
-        self._staged.append(op)
+    def _put(self, item: tuple[Any, ...]) -> None:
+        """An item of its own (accept, flush), after what was staged before it."""
         self._put_ops += 1
-        if not self._ship_due:
-            self._schedule_ship()
+        self._shipped_ops += 1
+        self._queue.put(item)
 
     def _schedule_ship(self) -> None:
+        """The transitions (and commit callbacks) of one pass of the event loop
+        travel to the writer as one item at the end of the pass: an item each
+        cost as much as the write itself (a thread wake-up per put)."""
         self._ship_due = True
         if self._loop is not None:
             self._loop.call_soon(self._ship)
@@ -458,20 +507,27 @@ class SqliteStore:
 
     def _ship(self) -> None:
         self._ship_due = False
-        ops, self._staged = self._staged, []
-        if self._callbacks:
-            ops.append(("cb", self._callbacks))
-            self._callbacks = []
-            self._put_ops += 1
-        if ops:
-            self._queue.put(("batch", ops))
+        p = self._pass
+        if p.callbacks:
+            self._put_ops += 1  # one commit marker for all of them
+        p.ops = self._put_ops - self._shipped_ops
+        if p.ops:
+            self._shipped_ops = self._put_ops
+            self._pass = _Pass()
+            self._queue.put(("batch", p))
 
     def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
         if entries:
-            self._stage(("pacing", entries))
+            self._pass.pacing.append(entries)
+            self._put_ops += 1
+            if not self._ship_due:
+                self._schedule_ship()
 
     def suppress(self, number: str, carrier: str, reason: str, at: float) -> None:
-        self._stage(("suppress", (number, carrier, reason, at)))
+        self._pass.suppress.append((number, carrier, reason, at))
+        self._put_ops += 1
+        if not self._ship_due:
+            self._schedule_ship()
 
     @property
     def queued_ops(self) -> int:
@@ -610,6 +666,11 @@ class SqliteStore:
             "last_commit_ms": round(self.last_commit_seconds * 1000, 3),
             "queued_ops": self.queued_ops,
         }
+
+
+def _waiters(items: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
+    """The futures of the accepts and flushes among these queue items."""
+    return [item[2] if item[0] == "accept" else item[1] for item in items if item[0] in ("accept", "flush")]
 
 
 def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]], callbacks: list[Callable[[], None]]) -> None:

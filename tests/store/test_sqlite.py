@@ -156,6 +156,17 @@ def test_id_generator_runs_ahead_of_a_stuck_clock_and_continues_after() -> None:
     assert ids() == base + 102
 
 
+
+def test_id_generator_take_is_what_single_calls_would_give() -> None:
+    wall = Wall()
+    one, many = IdGenerator(wall), IdGenerator(wall)
+    assert list(many.take(5)) == [one() for _ in range(5)]
+    assert list(many.take(0)) == []
+    assert many() == one()  # continues after the block
+    many.continue_after(many() + 1000)
+    block = many.take(3)
+    assert block[0] > 1000 and list(block) == [block[0], block[0] + 1, block[0] + 2]
+
 async def test_accept_returns_ids_in_order_increasing_and_committed(path: Path) -> None:
     wall = Wall()
     store = SqliteStore(path, wallclock=wall)
@@ -327,6 +338,57 @@ async def test_late_final_after_indefinite_keeps_both_in_history(store: SqliteSt
         ("accepted", WALL0), ("queued", WALL0), ("submitted", WALL0 + 1), ("indefinite", WALL0 + 50), ("delivered", WALL0 + 70)
     ]
 
+
+
+async def test_every_column_of_an_accepted_message_is_stored(store: SqliteStore) -> None:
+    """A batch without client_refs takes the insert's fast path, one with one the
+    path that looks refs up: both store the same columns."""
+    fields: dict[str, Any] = {
+        "account": "acme", "carrier": "au", "number": "+819012345678", "sender": "DENPO", "text": "日本語 ✉ 😀",
+        "priority": "high", "send_at": WALL0 + 60, "expires_at": WALL0 + 3600, "parts": 2, "billing_units": 3,
+        "ref": 200, "status": "accepted",
+    }
+    [(a, _)] = await store.accept([NewMessage(**fields)])
+    [(b, _)] = await store.accept([NewMessage(**fields, client_ref="x")])
+    for mid, client_ref in ((a, None), (b, "x")):
+        row = await store.get(mid)
+        assert row is not None
+        assert {name: getattr(row, name) for name in fields} == fields
+        assert (row.id, row.client_ref, row.created_at, row.submitted_at, row.done_at) == (mid, client_ref, WALL0, None, None)
+
+
+async def test_transitions_of_one_message_in_one_transaction_apply_in_queue_order(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one writer transaction (several loop passes): submitted twice (a re-send:
+    the second carries no carrier id, the first one's stays), then a final status
+    and a late change of it; the later of each kind lands last."""
+    [(mid, _), (other, _)] = await store.accept([new(1), new(2)])
+    held = HeldWriter(store, monkeypatch)
+    await held.hold()
+    commits = store.commits
+    store.submitted(mid, WALL0 + 1, "c-1", "C-1")
+    store.finished(other, "expired", WALL0 + 1, billable_units=0, delivered_parts=0)
+    await next_pass()
+    store.submitted(mid, WALL0 + 2)
+    store.finished(mid, "indefinite", WALL0 + 50, billable_units=1, delivered_parts=0, history=True)
+    await next_pass()
+    store.finished(mid, "delivered", WALL0 + 70, billable_units=1, delivered_parts=1, history=True)
+    store.finished(other, "delivered", WALL0 + 80, billable_units=1, delivered_parts=1, history=True)
+    flushed = asyncio.ensure_future(store.flush())
+    await next_pass()
+    held.release()
+    await flushed
+    assert store.commits == commits + 2  # the held one, then all of the above together
+    row = await store.get(mid)
+    assert row is not None
+    assert (row.status, row.submitted_at, row.done_at, row.delivered_parts) == ("delivered", WALL0 + 2, WALL0 + 70, 1)
+    assert row.part_records[0].carrier_id == "c-1"
+    assert row.history == [
+        ("accepted", WALL0), ("queued", WALL0), ("submitted", WALL0 + 2), ("indefinite", WALL0 + 50), ("delivered", WALL0 + 70)
+    ]
+    row = await store.get(other)
+    assert row is not None and (row.status, row.done_at) == ("delivered", WALL0 + 80)
 
 async def test_record_with_fields_and_history(store: SqliteStore) -> None:
     [(mid, _)] = await store.accept([new(1, status="accepted", send_at=WALL0 + 100)])
