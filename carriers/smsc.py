@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from carriers.profiles import CarrierProfile, profile
 from engine.ops.config import SimulatorSettings, SmppSettings
 from engine.smpp.constants import CommandId, EsmClass, MessageState, Status, Tag
@@ -175,66 +177,58 @@ def _checked(ref: int, total: int, seq: int) -> tuple[int, int, int]:
     return ref, total, seq
 
 
-class _Message:
+# _Message and _Receipt are msgspec Structs with gc=False: one or two of them
+# per message, and the cyclic collector need not track them (they refer to
+# PDUs, bytes, numbers and a receipt to its message: never back, no cycles).
+# eq=False: two receipts are the same only when they are one object.
+
+
+class _Message(msgspec.Struct, gc=False, eq=False):
     """A logical message that needs tracking across PDUs: the parts of a
     concatenated message, or any message to a paced (au) number."""
 
-    __slots__ = (
-        "key", "number", "total", "seen", "parts_seen", "parts_refused", "open_receipts", "state", "err",
-        "failing", "characters", "rejected", "paced", "send_receipts", "created", "last_end",
-    )
-
-    def __init__(self, key: Any, number: str, total: int, now: float) -> None:
-        self.key = key
-        self.number = number
-        self.total = total
-        self.seen = 0
-        self.parts_seen = 0  # bit n set: part n arrived
-        self.parts_refused = 0  # bit n set: part n was refused for good
-        self.last_end: float | None = None  # when the last receipt of this message was sent
-        self.open_receipts = 0  # parts whose receipt has not been sent (or ended) yet
-        self.state = _DELIVERED
-        self.err = 0
-        self.failing: frozenset[int] = frozenset()
-        self.characters = 0
-        self.rejected = False
-        self.paced = False  # counted in the au open-message table
-        self.send_receipts = True
-        self.created = now
+    key: Any
+    number: str
+    total: int
+    created: float
+    seen: int = 0
+    parts_seen: int = 0  # bit n set: part n arrived
+    parts_refused: int = 0  # bit n set: part n was refused for good
+    last_end: float | None = None  # when the last receipt of this message was sent
+    open_receipts: int = 0  # parts whose receipt has not been sent (or ended) yet
+    state: int = _DELIVERED
+    err: int = 0
+    failing: frozenset[int] = frozenset()
+    characters: int = 0
+    rejected: bool = False
+    paced: bool = False  # counted in the au open-message table
+    send_receipts: bool = True
 
 
-class _Receipt:
+class _Receipt(msgspec.Struct, gc=False, eq=False):
     """A delivery receipt (or an MO message) on its way out as deliver_sm.
 
     A receipt's body is encoded when it falls due, so its done date and stat
     reflect that moment (a cancel_sm before then turns it into DELETED); an
-    MO message comes with its body.  The body is kept until acknowledged, so
-    a receipt can be offered again after a nack or a lost connection."""
+    MO message comes with its body (and ``released``).  The body is kept until
+    acknowledged, so a receipt can be offered again after a nack or a lost
+    connection."""
 
-    __slots__ = (
-        "system_id", "message", "message_id", "n", "submit", "text", "submitted_at",
-        "state", "err", "send", "body", "released", "part_sent", "done_wall",
-    )
-
-    def __init__(
-        self, system_id: str, message: _Message | None, body: bytes | None = None, *,
-        message_id: str = "", n: int = 0, submit: Any = None, text: bytes = b"", submitted_at: float = 0.0,
-        state: int = _DELIVERED, err: int = 0, send: bool = True,
-    ) -> None:
-        self.system_id = system_id
-        self.message = message
-        self.body = body
-        self.released = body is not None
-        self.part_sent = False
-        self.done_wall: float | None = None
-        self.message_id = message_id  # empty for an MO message
-        self.n = n
-        self.submit = submit
-        self.text = text
-        self.submitted_at = submitted_at
-        self.state = state
-        self.err = err
-        self.send = send
+    system_id: str
+    message: _Message | None
+    body: bytes | None = None
+    released: bool = False  # its body is encoded (at once for an MO message)
+    part_sent: bool = False
+    done_wall: float | None = None
+    message_id: str = ""  # empty for an MO message
+    n: int = 0
+    submit: Any = None
+    text: bytes = b""
+    submitted_at: float = 0.0
+    state: int = _DELIVERED
+    err: int = 0
+    send: bool = True
+    due: float = 0.0  # when it falls due, while in the simulator's in-order queue
 
     def encode_body(self, text_id: bytes, submit_date: bytes, done_date: bytes) -> bytes:
         """The deliver_sm body (all but the header) of this receipt."""
@@ -308,7 +302,7 @@ class SmscSimulator:
         self._pending: dict[str, collections.deque[_Receipt]] = collections.defaultdict(collections.deque)
         self._pending_count = 0
         self._heap: list[tuple[float, int, _Receipt]] = []  # receipts due out of order (spread, retries)
-        self._due: collections.deque[tuple[float, _Receipt]] = collections.deque()  # due in order
+        self._due: collections.deque[_Receipt] = collections.deque()  # due in order (of their .due)
         self._heap_seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
@@ -812,7 +806,8 @@ class SmscSimulator:
             due += self._rng.random() * self._spread
             heapq.heappush(self._heap, (due, next(self._heap_seq), receipt))
         else:
-            self._due.append((due, receipt))  # constant delay: already in due order
+            receipt.due = due
+            self._due.append(receipt)  # constant delay: already in due order
         if due < self._timer_at:
             self._arm(due)
 
@@ -834,8 +829,8 @@ class SmscSimulator:
         done_date = self._date_text(now)  # one done date for all that fall due now
         release = self._release
         due = self._due
-        while due and due[0][0] <= now:
-            receipt = due.popleft()[1]
+        while due and due[0].due <= now:
+            receipt = due.popleft()
             if release(receipt, now, done_date):
                 touched.add(receipt.system_id)
         heap = self._heap
@@ -845,7 +840,7 @@ class SmscSimulator:
                 touched.add(receipt.system_id)
         for system_id in touched:
             self._pump(system_id)
-        nxt = min(due[0][0] if due else float("inf"), heap[0][0] if heap else float("inf"))
+        nxt = min(due[0].due if due else float("inf"), heap[0][0] if heap else float("inf"))
         if nxt != float("inf"):
             self._arm(nxt)
 
@@ -996,7 +991,7 @@ class SmscSimulator:
                 short_message=body,
                 tlvs=tlvs,
             )
-            self._queue_pending(_Receipt(target, None, encode(pdu)[16:]))
+            self._queue_pending(_Receipt(target, None, encode(pdu)[16:], released=True))
         self.counters["mo_injected"] += 1
         self._pump(target)
         return len(text_plan.segments)
