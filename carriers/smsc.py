@@ -313,8 +313,9 @@ class SmscSimulator:
         self._au_last_end: dict[str, float] = {}
         self._au_open: dict[str, int] = {}
         self._submit_times: dict[str, float | collections.deque[float]] = {}  # see _track
-        self._recent: dict[str, _Receipt] = {}
-        self._recent_order: collections.deque[str] = collections.deque()
+        # the latest receipts, for query_sm / cancel_sm / replace_sm: message numbers are
+        # consecutive, so a receipt's place follows from its number (see _recent_receipt)
+        self._recent: collections.deque[_Receipt] = collections.deque(maxlen=_RECENT)
         self._mo_ref = 0
         self._minute = -1
         self._minute_text = b""
@@ -548,14 +549,14 @@ class SmscSimulator:
         elif cmd == C.QUERY_SM:
             self._on_query(conn, pdu)
         elif cmd == C.CANCEL_SM:
-            receipt = self._recent.get(pdu.message_id)
+            receipt = self._recent_receipt(pdu.message_id)
             ok = receipt is not None and not receipt.released
             if ok:
                 receipt.state, receipt.err = _DELETED, 0
                 self.counters["cancelled"] += 1
             conn.send(CancelSmResp(sequence_number=pdu.sequence_number, command_status=Status.ESME_ROK if ok else Status.ESME_RCANCELFAIL))
         elif cmd == C.REPLACE_SM:
-            receipt = self._recent.get(pdu.message_id)
+            receipt = self._recent_receipt(pdu.message_id)
             ok = receipt is not None and not receipt.released
             conn.send(ReplaceSmResp(sequence_number=pdu.sequence_number, command_status=Status.ESME_ROK if ok else Status.ESME_RREPLACEFAIL))
         else:
@@ -610,8 +611,33 @@ class SmscSimulator:
             self._receivers[pdu.system_id].append(conn)
             self._pump(pdu.system_id)
 
+    def _recent_receipt(self, message_id: str) -> _Receipt | None:
+        """The receipt of one of the latest ``_RECENT`` accepted messages, by its id.
+
+        Every accepted message gets the next number and its receipt goes to the
+        end of ``_recent``, so the receipt numbered n sits ``last - n`` places
+        from the end.  The id is read as decimal and as hex (the style may have
+        changed at run time), and a place counts only when its receipt has
+        exactly this id; were both to match, the later one wins."""
+        recent = self._recent
+        if not recent:
+            return None
+        last = recent[-1].n
+        found = None
+        for base in (10, 16):
+            try:
+                n = int(message_id, base)
+            except ValueError:
+                continue
+            back = last - n
+            if 0 <= back < len(recent):
+                receipt = recent[-1 - back]
+                if receipt.message_id == message_id and (found is None or receipt.n > found.n):
+                    found = receipt
+        return found
+
     def _on_query(self, conn: SmppConnection, pdu: Any) -> None:
-        receipt = self._recent.get(pdu.message_id)
+        receipt = self._recent_receipt(pdu.message_id)
         if receipt is None:
             conn.send(QuerySmResp(sequence_number=pdu.sequence_number, command_status=Status.ESME_RQUERYFAIL))
             return
@@ -795,12 +821,7 @@ class SmscSimulator:
             st.system_id or "", message, message_id=message_id, n=n, submit=pdu, text=text, submitted_at=now,
             state=state, err=err, send=send and (wanted == 1 or (wanted == 2 and state in _FAILED)),
         )
-        recent = self._recent
-        recent[message_id] = receipt
-        order = self._recent_order
-        order.append(message_id)
-        if len(order) > _RECENT:
-            recent.pop(order.popleft(), None)
+        self._recent.append(receipt)
         due = now + self._delay
         if self._spread:
             due += self._rng.random() * self._spread

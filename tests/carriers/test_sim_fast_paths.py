@@ -71,3 +71,30 @@ async def test_response_delay_path_answers_as_the_hot_path():
     assert answers[0] == answers[1]
     assert [a[:3] for a in answers[0]] == [(CommandId.SUBMIT_SM_RESP, 0, "101"), (CommandId.SUBMIT_SM_RESP, answers[0][1][1], "")]
     assert answers[0][1][1] != 0
+
+
+@given(
+    base=st.integers(0, 10**6),
+    styles=st.lists(st.booleans(), min_size=1, max_size=300),
+    window=st.integers(1, 120),
+    extra=st.lists(st.text(alphabet="0123456789abcdefABCDEF_x -", max_size=8), max_size=10),
+)
+def test_recent_receipt_finds_what_a_dict_of_the_window_finds(base, styles, window, extra):
+    """_recent_receipt (the receipt's place from its number) against the plain
+    way: a dict of the last ``window`` receipts by id, the latest one winning.
+    ``styles`` switches between decimal and hex ids as update() may."""
+    import collections
+
+    from carriers.smsc import _Receipt
+
+    sim = SmscSimulator(simulator_settings(carrier="docomo", port=0))
+    sim._recent = collections.deque(maxlen=window)
+    issued = []
+    for k, hex_ids in enumerate(styles):
+        n = base + k
+        mid = "%x" % n if hex_ids else str(n)
+        sim._recent.append(_Receipt("denpo", None, message_id=mid, n=n))
+        issued.append(mid)
+    by_id = {r.message_id: r for r in sim._recent}
+    for query in issued + extra + [str(base - 1), str(base + len(styles))]:
+        assert sim._recent_receipt(query) is by_id.get(query)
