@@ -230,32 +230,37 @@ class _Receipt(msgspec.Struct, gc=False, eq=False):
     send: bool = True
     due: float = 0.0  # when it falls due, while in the simulator's in-order queue
 
-    def encode_body(self, text_id: bytes, submit_date: bytes, done_date: bytes) -> bytes:
-        """The deliver_sm body (all but the header) of this receipt."""
+    def encode_body(self, text_id: bytes | None, submit_date: bytes, done_date: bytes) -> bytes:
+        """The deliver_sm body (all but the header) of this receipt; ``text_id``
+        None: the text's id: is the message id.  What encode(DeliverSm(…))[16:]
+        gives (a test holds them equal), in two formatting operations."""
         state = self.state
+        err = self.err
         failed = state in _FAILED
         pdu = self.submit
-        text = b"id:%s sub:001 dlvrd:%s submit date:%s done date:%s stat:%s err:%03d text:%s" % (
-            text_id, b"000" if failed else b"001", submit_date, done_date, _STAT[state], self.err,
-            _sample(self.text, pdu.data_coding),
-        )
         mid = self.message_id.encode()
-        tlvs = _TLV_RECEIPTED_ID(_T_RECEIPTED_ID, len(mid) + 1) + mid + b"\x00" + _TLV_STATE[state]
-        if failed:
-            tlvs += _NETWORK_ERROR(_T_NETWORK_ERROR, 3, 3, self.err)
+        text = b"id:%s sub:001 dlvrd:%s submit date:%s done date:%s stat:%s err:%s text:%s" % (
+            mid if text_id is None else text_id, b"000" if failed else b"001", submit_date, done_date, _STAT[state],
+            _ERR_TEXT.get(err) or b"%03d" % err, _sample(self.text, pdu.data_coding),
+        )
         # service_type, source (the handset), destination (the ESME), esm_class 0x04,
         # protocol_id, priority, no schedule, no validity, registered_delivery,
-        # replace_if_present, data_coding 0, sm_default_msg_id, then the text and TLVs
-        return b"\x00%c%c%s\x00%c%c%s\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00%c%s%s" % (
+        # replace_if_present, data_coding 0, sm_default_msg_id, the text, then the
+        # receipted_message_id and message_state TLVs (and network_error_code when failed)
+        body = b"\x00%c%c%s\x00%c%c%s\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00%c%s%s%s\x00%s" % (
             pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr.encode("latin-1"),
             pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr.encode("latin-1"),
-            len(text), text, tlvs,
+            len(text), text, _TLV_RECEIPTED_ID(_T_RECEIPTED_ID, len(mid) + 1), mid, _TLV_STATE[state],
         )
+        if failed:
+            body += _NETWORK_ERROR(_T_NETWORK_ERROR, 3, 3, err)
+        return body
 
 
 _TLV_RECEIPTED_ID = struct.Struct(">HH").pack
 _NETWORK_ERROR = struct.Struct(">HHBH").pack
 _TLV_STATE = {int(s): struct.pack(">HHB", _T_MESSAGE_STATE, 1, int(s)) for s in MessageState}
+_ERR_TEXT = {err: b"%03d" % err for err in range(1000)}  # a receipt's err: field
 
 
 class _ConnState:
@@ -877,8 +882,8 @@ class SmscSimulator:
                 self._part_ended(receipt, now, sent=False)
                 return False
             style = self._receipt_ids
-            text_id = receipt.message_id if style == "same" else str(receipt.n) if style == "decimal" else "%x" % receipt.n
-            receipt.body = receipt.encode_body(text_id.encode(), self._date_text(receipt.submitted_at), done_date)
+            text_id = None if style == "same" else b"%d" % receipt.n if style == "decimal" else b"%x" % receipt.n
+            receipt.body = receipt.encode_body(text_id, self._date_text(receipt.submitted_at), done_date)
             receipt.submit = None
             receipt.text = b""
         self._queue_pending(receipt)

@@ -98,3 +98,39 @@ def test_recent_receipt_finds_what_a_dict_of_the_window_finds(base, styles, wind
     by_id = {r.message_id: r for r in sim._recent}
     for query in issued + extra + [str(base - 1), str(base + len(styles))]:
         assert sim._recent_receipt(query) is by_id.get(query)
+
+
+_STATES = [(2, "DELIVRD"), (3, "EXPIRED"), (4, "DELETED"), (5, "UNDELIV"), (8, "REJECTD")]
+
+
+@pytest.mark.parametrize("state, stat", _STATES)
+@pytest.mark.parametrize("err", [0, 1, 6, 12, 999, 1234])
+@pytest.mark.parametrize(
+    "data_coding, text",
+    [(0, b"Hello world, this is longer than twenty"), (0, b"\x1b<esc"), (8, "Hi there".encode("utf-16-be")), (8, "こんにちは".encode("utf-16-be")), (0, b"")],
+)
+@pytest.mark.parametrize("message_id, text_id", [("1735689615000001", None), ("ff3a", None), ("ff3a", b"65338"), ("42", b"2a")])
+def test_receipt_body_is_the_codecs_deliver_sm(state, stat, err, data_coding, text, message_id, text_id):
+    from carriers.smsc import _Receipt, _sample
+    from engine.smpp.pdu import DeliverSm, SubmitSm
+    from engine.smpp.constants import Tag
+
+    submit = SubmitSm(
+        source_addr_ton=5, source_addr_npi=0, source_addr="DENPO", dest_addr_ton=1, dest_addr_npi=1,
+        destination_addr="819012345678", data_coding=data_coding, short_message=text,
+    )
+    receipt = _Receipt("denpo", None, message_id=message_id, n=7, submit=submit, text=text, state=state, err=err)
+    failed = stat != "DELIVRD"
+    shown_id = message_id if text_id is None else text_id.decode()
+    expected_text = (
+        f"id:{shown_id} sub:001 dlvrd:{'000' if failed else '001'} submit date:2501010900 done date:2501010901"
+        f" stat:{stat} err:{err:03d} text:"
+    ).encode() + _sample(text, data_coding)
+    tlvs: dict[int, object] = {Tag.RECEIPTED_MESSAGE_ID: message_id, Tag.MESSAGE_STATE: state}
+    if failed:
+        tlvs[Tag.NETWORK_ERROR_CODE] = bytes([3]) + err.to_bytes(2, "big")
+    expected = DeliverSm(
+        source_addr_ton=1, source_addr_npi=1, source_addr="819012345678", dest_addr_ton=5, dest_addr_npi=0,
+        destination_addr="DENPO", esm_class=4, short_message=expected_text, tlvs=tlvs,
+    )
+    assert receipt.encode_body(text_id, b"2501010900", b"2501010901") == encode(expected)[16:]
