@@ -16,6 +16,7 @@ code of their own.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import tomllib
 import types
 import typing
@@ -29,6 +30,7 @@ __all__ = [
     "StoreSettings",
     "EngineSettings",
     "AccountSettings",
+    "HttpSettings",
     "LookupSettings",
     "CarrierName",
     "CARRIERS",
@@ -203,11 +205,44 @@ class EngineSettings(_Section):
     ``denpo bench e2e``."""
 
 
+Sha256Hex = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="64 lower-case hex digits")]
+Url = Annotated[str, Meta(pattern="^https?://[^\\s]+$", max_length=2048)]
+
+
 class AccountSettings(_Section):
     senders: dict[CarrierName, list[Annotated[str, Meta(min_length=1, max_length=20)]]] = {}
     """Registered sender display numbers per carrier; the first is the default."""
     weight: Annotated[int, Meta(ge=1, le=1000)] = 1
     """Share of a carrier's sending capacity when several accounts have backlogs (deficit round robin)."""
+    token_sha256: Sha256Hex | None = None
+    """SHA-256 (hex) of the account's API token (``denpo new-token`` makes a token and its digest);
+    the token itself is never stored.  None: the account cannot use the HTTP API."""
+    allow_ips: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    """Addresses (CIDR) the account's requests may come from; others get 403."""
+    rate_limit: Positive = 10.0
+    """Requests per second, shared by all HTTP APIs (the seeds' guide: 10); above it → 429."""
+    burst: Count = 10
+    """Requests allowed at once above the steady rate."""
+    result_url: Url | None = None
+    """Where final statuses are POSTed (None: no result notifications)."""
+    mo_url: Url | None = None
+    """Where MO messages (replies from handsets) are POSTed."""
+    signing_secret: Annotated[str, Meta(min_length=16)] | None = None
+    """HMAC-SHA256 key for the X-Denpo-Signature header of notifications."""
+
+
+class HttpSettings(_Section):
+    listen: Annotated[str, Meta(pattern="^.+:[0-9]{1,5}$")] = "127.0.0.1:8080"
+    """HOST:PORT the HTTP API listens on (``denpo serve --http`` overrides it)."""
+    trusted_proxies: list[str] = []
+    """Proxies (CIDR) whose X-Forwarded-For is believed; from anywhere else the header is ignored."""
+    max_body_bytes: Count = 8 * 1024 * 1024
+    """Larger request bodies get 413 (a 1,000-message batch of 670-character texts fits)."""
+    max_batch: Annotated[int, Meta(ge=1, le=1000)] = 1000
+    """Messages in one POST /v1/messages/batch."""
+    tls_cert: str | None = None
+    """PEM certificate chain: HTTPS when set (with tls_key)."""
+    tls_key: str | None = None
 
 
 class LookupSettings(_Section):
@@ -225,6 +260,7 @@ class Config(_Section):
     store: StoreSettings = StoreSettings()
     engine: EngineSettings = EngineSettings()
     lookup: LookupSettings = LookupSettings()
+    http: HttpSettings = HttpSettings()
     accounts: dict[Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")], AccountSettings] = {}
     carriers: dict[CarrierName, CarrierSettings] = {}
     simulators: list[SimulatorSettings] = []
@@ -368,11 +404,29 @@ def _cross_checks(config: Config) -> list[Problem]:
                 problems.append(Problem(f"carriers.{name}.status_overrides.{key}", "not a command_status number (decimal or 0x hex)"))
         if carrier.reconnect_cap_s < carrier.reconnect_base_s:
             problems.append(Problem(f"carriers.{name}.reconnect_cap_s", "must be >= reconnect_base_s"))
+    for name, account in config.accounts.items():
+        for i, cidr in enumerate(account.allow_ips):
+            if _network_problem(cidr):
+                problems.append(Problem(f"accounts.{name}.allow_ips[{i}]", _network_problem(cidr)))
+    for i, cidr in enumerate(config.http.trusted_proxies):
+        if _network_problem(cidr):
+            problems.append(Problem(f"http.trusted_proxies[{i}]", _network_problem(cidr)))
+    if (config.http.tls_cert is None) != (config.http.tls_key is None):
+        problems.append(Problem("http", "set both tls_cert and tls_key, or neither"))
     carriers = [sim.carrier for sim in config.simulators]
     for carrier in set(carriers):
         if carriers.count(carrier) > 1:
             problems.append(Problem("simulators", f"carrier {carrier!r} has {carriers.count(carrier)} simulators; one each"))
     return problems
+
+
+def _network_problem(cidr: str) -> str:
+    """'' when ``cidr`` is an address or network (``10.0.0.0/8``, ``::1``), else why not."""
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        return f"not an address or CIDR network: {exc}"
+    return ""
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
