@@ -786,15 +786,16 @@ class SmscSimulator:
             self.counters["partial_failures"] += 1
         if self._pacing is not None and message.send_receipts:
             last = self._au_last_end.get(number)
+            still_open = self._au_open.get(number, 0)
             # 1 µs of slack: a sender exactly 12 s after the end must not lose to float rounding
-            if self._au_open.get(number) or (last is not None and now - last < self._pacing - 1e-6):
+            if still_open or (last is not None and now - last < self._pacing - 1e-6):
                 message.state, message.err = _UNDELIV, _VIOLATION_ERR
                 self.counters["violations"] += 1
                 self.violation_numbers.append(number)
             # Only a message the simulator will send a receipt for paces its number.
             wanted = registered_delivery & 0x03
             if wanted == 1 or (wanted == 2 and (message.state in _FAILED or message.failing)):
-                self._au_open[number] = self._au_open.get(number, 0) + 1
+                self._au_open[number] = still_open + 1
                 message.paced = True
         return message
 
