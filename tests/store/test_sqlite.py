@@ -357,6 +357,21 @@ async def test_every_column_of_an_accepted_message_is_stored(store: SqliteStore)
         assert (row.id, row.client_ref, row.created_at, row.submitted_at, row.done_at) == (mid, client_ref, WALL0, None, None)
 
 
+
+async def test_strings_with_nul_and_json_specials_are_stored_exactly(store: SqliteStore) -> None:
+    """Batches travel to SQLite as JSON; one with a NUL in a string goes row by row
+    (SQLite's JSON reader would cut the string there)."""
+    texts = ["nul \x00 inside", 'quote " backslash \\ tab \t nl \n', "\u2028 \x01 😀 日本語"]
+    for i, text in enumerate(texts):  # a batch each: the first one row by row, the others as JSON
+        [(mid, _)] = await store.accept([new(i, text=text)])
+        store.submitted(mid, WALL0 + 1.1, f"id {text}", "K")
+        store.finished(mid, "undeliverable", WALL0 + 2.2, billable_units=1, delivered_parts=0, error={"err": text})
+        await store.flush()
+        row = await store.get(mid)
+        assert row is not None and row.text == text and row.error == {"err": text}
+        assert (row.submitted_at, row.done_at) == (WALL0 + 1.1, WALL0 + 2.2)
+        assert row.part_records[0].carrier_id == f"id {text}"
+
 async def test_transitions_of_one_message_in_one_transaction_apply_in_queue_order(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
