@@ -8,15 +8,17 @@ what the general path makes.
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carriers.smsc import SmscSimulator, _submit_sm_resp_body, _times
+from carriers.smsc import SmscSimulator, _Receipt, _sample, _submit_sm_resp_body, _times
 from engine.ops.config import simulator_settings
 from engine.smpp.codec import encode
-from engine.smpp.constants import CommandId, Status
-from engine.smpp.pdu import SubmitSmResp
+from engine.smpp.constants import CommandId, Status, Tag
+from engine.smpp.pdu import DeliverSm, SubmitSm, SubmitSmResp
 
 from .simkit import bind, running, sm
 
@@ -83,16 +85,12 @@ def test_recent_receipt_finds_what_a_dict_of_the_window_finds(base, styles, wind
     """_recent_receipt (the receipt's place from its number) against the plain
     way: a dict of the last ``window`` receipts by id, the latest one winning.
     ``styles`` switches between decimal and hex ids as update() may."""
-    import collections
-
-    from carriers.smsc import _Receipt
-
     sim = SmscSimulator(simulator_settings(carrier="docomo", port=0))
     sim._recent = collections.deque(maxlen=window)
     issued = []
     for k, hex_ids in enumerate(styles):
         n = base + k
-        mid = "%x" % n if hex_ids else str(n)
+        mid = f"{n:x}" if hex_ids else str(n)
         sim._recent.append(_Receipt("denpo", None, message_id=mid, n=n))
         issued.append(mid)
     by_id = {r.message_id: r for r in sim._recent}
@@ -111,10 +109,6 @@ _STATES = [(2, "DELIVRD"), (3, "EXPIRED"), (4, "DELETED"), (5, "UNDELIV"), (8, "
 )
 @pytest.mark.parametrize("message_id, text_id", [("1735689615000001", None), ("ff3a", None), ("ff3a", b"65338"), ("42", b"2a")])
 def test_receipt_body_is_the_codecs_deliver_sm(state, stat, err, data_coding, text, message_id, text_id):
-    from carriers.smsc import _Receipt, _sample
-    from engine.smpp.pdu import DeliverSm, SubmitSm
-    from engine.smpp.constants import Tag
-
     submit = SubmitSm(
         source_addr_ton=5, source_addr_npi=0, source_addr="DENPO", dest_addr_ton=1, dest_addr_npi=1,
         destination_addr="819012345678", data_coding=data_coding, short_message=text,
