@@ -193,6 +193,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- denpo serve / new-token ---------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from engine.ops.config import ConfigError
+    from engine.ops.serve import parse_listen, serve
+
+    if args.http is not None:
+        try:
+            parse_listen(args.http)
+        except ValueError as exc:
+            print(f"--http {exc}", file=sys.stderr)
+            return 2
+    try:
+        return _run(serve(args.config, http=args.http, data_dir=args.data_dir))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def cmd_new_token(args: argparse.Namespace) -> int:
+    from engine.api.auth import new_token
+
+    token, digest = new_token()
+    print(json.dumps({"token": token, "token_sha256": digest}))
+    return 0
+
+
 # --- denpo sim-demo -------------------------------------------------------------------
 
 
@@ -245,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")
     p.add_argument("--dlr-delay-ms", type=float, default=100.0, help="sim: receipt delay")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="run the engine and its HTTP API (no --config: the embedded default with simulators)")
+    p.add_argument("--config", help="TOML config (default: the embedded default, config/denpo.toml, with local simulators)")
+    p.add_argument("--http", metavar="HOST:PORT", help="listen here (default: the config's http.listen)")
+    p.add_argument("--data-dir", help="store and demo token here (default: ./var)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("new-token", help="make an API token and the token_sha256 to put in the config")
+    p.set_defaults(func=cmd_new_token)
 
     p = sub.add_parser("sim-demo", help="start the four simulators in-process and send them a mixed batch")
     p.add_argument("--dlr-delay-ms", type=float, default=200.0)
