@@ -104,6 +104,7 @@ class HttpApi:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()  # transaction ids unique across restarts
         self.counters: dict[str, int] = {}
+        self._openapi: bytes | None = None
 
     def transaction_id(self) -> str:
         return f"{self._prefix}-{next(self._ids):x}"
@@ -174,6 +175,12 @@ class HttpApi:
             return _not_allowed("GET, DELETE")
         if path == "/healthz":
             return Reply(200, b'{"status":"ok"}')
+        if path == "/openapi.json":
+            if self._openapi is None:
+                from engine.api.openapi import openapi_document
+
+                self._openapi = _encode(openapi_document())
+            return Reply(200, self._openapi)
         return _problem("no_route", 404, f"no endpoint {path}")
 
     # --- sending ----------------------------------------------------------------------------

@@ -19,6 +19,11 @@ from msgspec import Meta
 __all__ = [
     "MessageIn",
     "BatchIn",
+    "AcceptedOut",
+    "BatchOut",
+    "MessageOut",
+    "ItemError",
+    "RefusedItem",
     "FieldError",
     "Problem",
     "decode_errors",
@@ -47,6 +52,64 @@ class BatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /v1/messages/batch``."""
 
     messages: list[MessageIn]
+
+
+class AcceptedOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """202 to ``POST /v1/messages``; an accepted item of a batch."""
+
+    id: str
+    status: str
+    carrier: str
+    to: str
+    parts: int
+    billing_units: int
+    client_ref: str | None = None
+    duplicate: bool = False  # a retry with a client_ref already used: the same message
+
+
+class ItemError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    field: str
+    reason: str
+    detail: str
+    index: int | None = None
+    limit: int | None = None
+    count: int | None = None
+    temporary: bool = False
+    retry_after: int | None = None
+
+
+class RefusedItem(msgspec.Struct, kw_only=True):
+    error: ItemError
+
+
+class BatchOut(msgspec.Struct, kw_only=True):
+    """202 to ``POST /v1/messages/batch``: a result per item, in order."""
+
+    accepted: int
+    rejected: int
+    results: list[Any]  # AcceptedOut or RefusedItem (see the OpenAPI document)
+
+
+class HistoryEntry(msgspec.Struct):
+    status: str
+    at: float
+
+
+class MessageOut(msgspec.Struct, kw_only=True):
+    """``GET /v1/messages/{id}`` (and ``DELETE`` once cancelled)."""
+
+    id: str
+    status: str
+    carrier: str
+    to: str
+    client_ref: str | None
+    parts: int
+    billing_units: int
+    billable_units: int
+    error: dict[str, Any] | None
+    history: list[HistoryEntry]
+    submitted_at: float | None
+    done_at: float | None
 
 
 class FieldError(msgspec.Struct):
