@@ -220,6 +220,17 @@ async def test_client_ref_idempotent_within_and_across_batches(path: Path, store
     assert plain_row(path, "SELECT count(*) FROM messages") == [(5,)]
 
 
+
+async def test_client_refs_holding_nul_are_told_apart(store: SqliteStore) -> None:
+    """Refs are looked up as JSON; one holding NUL is looked up on its own (SQLite's JSON
+    reader would cut it there, and "a" would find "a\\x00b")."""
+    [(a, ca), (b, cb)] = await store.accept([new(1, client_ref="a\x00b"), new(2, client_ref="a")])
+    [(c, cc), (d, cd), (e, ce)] = await store.accept(
+        [new(3, client_ref="a\x00c"), new(4, client_ref="a\x00b"), new(5, client_ref="a")]
+    )
+    assert (ca, cb, cc, cd, ce) == (True, True, True, False, False)
+    assert len({a, b, c}) == 3 and (d, e) == (a, b)
+
 async def test_client_ref_idempotent_across_accepts_in_one_transaction(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
