@@ -28,6 +28,8 @@ from engine.smpp.session import Event, Session, State
 
 __all__ = ["SmppHandler", "SmppConnection"]
 
+_CLOSED = State.CLOSED  # (an Enum member read through its class costs ~0.2 µs on 3.11)
+
 
 class SmppHandler(Protocol):
     def connection_made(self, conn: "SmppConnection") -> None: ...
@@ -95,7 +97,7 @@ class SmppConnection(asyncio.Protocol):
         finally:
             self._in_read = False
         self._flush()
-        if session.state is State.CLOSED:
+        if session.state is _CLOSED:
             self._close_transport()
         else:
             self._arm()
@@ -199,7 +201,7 @@ class SmppConnection(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        if self.session.state is State.CLOSED:
+        if self.session.state is _CLOSED:
             return
         self._in_read = True
         try:
@@ -209,7 +211,7 @@ class SmppConnection(asyncio.Protocol):
         finally:
             self._in_read = False
         self._flush()
-        if self.session.state is State.CLOSED:
+        if self.session.state is _CLOSED:
             self._close_transport()
         else:
             self._arm()

@@ -85,6 +85,10 @@ _ESME = frozenset({Role.ESME})
 _SMSC = frozenset({Role.SMSC})
 _BOTH = _ESME | _SMSC
 _OPEN = frozenset({State.OPEN})
+# Enum members read through the class cost ~0.2 µs each on Python 3.11; the hot
+# paths compare against these module constants instead
+_CLOSED = State.CLOSED
+_UNBINDING = State.UNBINDING
 _BOUND = frozenset({State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX})
 _TX = frozenset({State.BOUND_TX, State.BOUND_TRX})
 _RX = frozenset({State.BOUND_RX, State.BOUND_TRX})
@@ -231,6 +235,7 @@ class Session:
         self.inactivity_timeout = inactivity_timeout
         self.state = State.OPEN
         self.bound_as: State | None = None  # the bound state, kept while UNBINDING
+        self._bound = False
         self._send_ok = _SEND_OK[(role, State.OPEN)]
         self._recv_ok = _RECV_OK[(role, State.OPEN)]
         self._decoder = PduDecoder(max_frame=max_frame)
@@ -248,15 +253,16 @@ class Session:
 
     def _set_state(self, state: State) -> None:
         self.state = state
-        if state in _BOUND:
+        self._bound = state in _BOUND  # read per message (is_bound): a set lookup hashes the Enum in Python
+        if self._bound:
             self.bound_as = state
-        table_state = self.bound_as if state is State.UNBINDING and self.bound_as else state
-        self._send_ok = frozenset() if state is State.UNBINDING else _SEND_OK[(self.role, state)]
+        table_state = self.bound_as if state is _UNBINDING and self.bound_as else state
+        self._send_ok = frozenset() if state is _UNBINDING else _SEND_OK[(self.role, state)]
         self._recv_ok = _RECV_OK[(self.role, table_state)]
 
     @property
     def is_bound(self) -> bool:
-        return self.state in _BOUND
+        return self._bound
 
     @property
     def can_submit(self) -> bool:
@@ -288,7 +294,7 @@ class Session:
         """
         cmd = pdu.command_id
         if cmd & RESPONSE_BIT:
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 raise SmppStateError(f"{type(pdu).__name__} on a closed session")
             if cmd in _BIND_RESPS and self.role is Role.SMSC:
                 self._bind_answered(cmd, pdu.command_status)
@@ -340,7 +346,7 @@ class Session:
         """Queue a response whose body is already encoded (``b"\\x00"``: a
         deliver_sm_resp's empty message_id).  The fast path for answering
         inbound deliver_sm; bind responses must go through :meth:`send`."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             raise SmppStateError(f"0x{command_id:08X} on a closed session")
         if not command_id & RESPONSE_BIT or command_id in _BIND_RESPS:
             raise SmppStateError(f"0x{command_id:08X} may not be sent this way")
@@ -391,7 +397,7 @@ class Session:
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         """Feed bytes read from the peer; returns the events they produced."""
         events: list[Event] = []
-        if self.state is State.CLOSED or not data:
+        if self.state is _CLOSED or not data:
             return events
         self.last_received = now
         self._idle_reported = False
@@ -481,7 +487,7 @@ class Session:
         if self.state in _BOUND and self.enquire_link_interval is not None and not self._enquire_outstanding:
             due = self.last_received + self.enquire_link_interval
             deadline = due if deadline is None or due < deadline else deadline
-        if self.inactivity_timeout is not None and not self._idle_reported and self.state is not State.CLOSED:
+        if self.inactivity_timeout is not None and not self._idle_reported and self.state is not _CLOSED:
             due = self.last_received + self.inactivity_timeout
             deadline = due if deadline is None or due < deadline else deadline
         return deadline
@@ -520,7 +526,7 @@ class Session:
         if (
             self.inactivity_timeout is not None
             and not self._idle_reported
-            and self.state is not State.CLOSED
+            and self.state is not _CLOSED
             and now >= self.last_received + self.inactivity_timeout
         ):
             self._idle_reported = True
