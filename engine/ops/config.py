@@ -31,6 +31,7 @@ __all__ = [
     "EngineSettings",
     "AccountSettings",
     "HttpSettings",
+    "NotifySettings",
     "LookupSettings",
     "CarrierName",
     "CARRIERS",
@@ -229,6 +230,21 @@ class AccountSettings(_Section):
     """Where MO messages (replies from handsets) are POSTed."""
     signing_secret: Annotated[str, Meta(min_length=16)] | None = None
     """HMAC-SHA256 key for the X-Denpo-Signature header of notifications."""
+    notify_batch: Annotated[int, Meta(ge=1, le=1000)] = 1
+    """Events per notification POST: 1 = one JSON object each; more = a JSON array of up to this many."""
+    notify_concurrency: Annotated[int, Meta(ge=1, le=256)] = 8
+    """Notification requests in flight at once for this account."""
+    notify_max_age_s: Positive = 86400.0
+    """A notification not answered 2xx by then is dead (kept, listed by GET /v1/notifications?state=dead)."""
+
+
+class NotifySettings(_Section):
+    timeout_ms: Annotated[float, Meta(gt=0, le=60_000)] = 500.0
+    """Per request: the receiver must answer 2xx within this (the seeds: 500 ms)."""
+    retry_base_s: Positive = 1.0
+    """First retry after about this long (exponential, with jitter) ..."""
+    retry_cap_s: Positive = 300.0
+    """... and never longer than this between tries."""
 
 
 class HttpSettings(_Section):
@@ -261,6 +277,7 @@ class Config(_Section):
     engine: EngineSettings = EngineSettings()
     lookup: LookupSettings = LookupSettings()
     http: HttpSettings = HttpSettings()
+    notify: NotifySettings = NotifySettings()
     accounts: dict[Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")], AccountSettings] = {}
     carriers: dict[CarrierName, CarrierSettings] = {}
     simulators: list[SimulatorSettings] = []
