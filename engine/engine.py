@@ -30,10 +30,14 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+import msgspec
+
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
 from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
 from engine.flow.pacing import Pacer
 from engine.model import FINAL, MessageStatus, PRIORITIES
+from engine.notify import Delivery, Entry, Notifier
+from engine.notify.kannel import dlr_value, fill_dlr_url
 from engine.numbers import CarrierLookup, NumberError, from_smpp, normalize, to_smpp
 from engine.ops.config import CARRIERS, CarrierSettings, Config
 from engine.pool import CarrierPool, Submission
@@ -62,7 +66,7 @@ class _Msg:
         "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
         "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
         "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
-        "billable_parts", "in_backlog", "public_id", "plan", "failure", "refused",
+        "billable_parts", "in_backlog", "public_id", "plan", "failure", "refused", "callback",
     )
 
     def __init__(self, row: NewMessage | StoredMessage) -> None:
@@ -96,6 +100,7 @@ class _Msg:
         self.plan: Any = None  # the text plan made at accept, until the bodies are encoded
         self.failure: dict[str, Any] | None = None  # the first failed part's receipt stat/err
         self.refused = 0  # parts the carrier refused (or not sent after a refusal) once others were accepted
+        self.callback: tuple[str, int] | None = None  # Kannel dlr-url and dlr-mask
 
 
 class _Lane:
@@ -358,6 +363,8 @@ class _Carrier:
         engine._left_backlog(msg)
         engine._awaiting.append((msg.deadline, msg))
         engine.store.submitted(msg.id, wall, carrier_id, key)
+        if msg.callback is not None:
+            engine._notify_status(msg, _SUBMITTED, wall, None, 0)
         engine._emit_event(msg, _SUBMITTED, wall)
 
     def failed(self, sub: Submission, status: int, now: float) -> None:
@@ -430,8 +437,7 @@ class _Carrier:
         engine = self.engine
         receipt = parse_receipt(pdu)
         if receipt is None:
-            engine._mo(self, pdu)
-            return False
+            return engine._mo(self, pdu, ack)
         ref = engine.correlator.match(self.name, receipt, now)
         if ref is None:
             engine.counters["receipts_held"] += 1
@@ -495,6 +501,23 @@ class Engine:
         self._store_waiting = False
         self._gc_before: tuple[int, int, int] | None = None
         self._refs: dict[str, int] = {}  # the last concatenation reference per carrier
+        # notifications: written to the store's outbox with what they report, sent once committed
+        self.notifier = Notifier(
+            config.accounts, record=self._notified, timeout_s=config.notify.timeout_ms / 1000,
+            retry_base_s=config.notify.retry_base_s, retry_cap_s=config.notify.retry_cap_s, wall=self.wall,
+        )
+        self.store.on_outbox_committed = self._outbox_committed
+        self._outbox_seq = 0  # the last outbox seq handed out
+        self._outbox_pushed = 0  # every committed entry up to this seq is with the notifier (or sent)
+        self._outbox_spilled = False  # committed entries wait in the store (the notifier held enough)
+        self._outbox_loading = False
+        self._notify_limit = config.engine.notify_buffer
+        self._mo_routes = {
+            (carrier, sender): name
+            for name, account in config.accounts.items()
+            for carrier, senders in account.senders.items()
+            for sender in senders
+        }
 
     # --- clocks -----------------------------------------------------------------------
 
@@ -531,6 +554,9 @@ class Engine:
             self._lookup = CarrierLookup.from_file(lk.file, fallback=fallback) if lk.file else CarrierLookup(fallback=fallback)
         await self.store.open()
         await self._recover()
+        self._outbox_seq = self._outbox_pushed = await self.store.max_outbox_seq()
+        await self._load_outbox(0)
+        await self.notifier.start()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         for carrier in self.carriers.values():
@@ -552,6 +578,8 @@ class Engine:
         self._save_pacing()
         if self._tasks is not None:
             await self._tasks.__aexit__(None, None, None)
+        await self.store.flush()  # the last notifications committed (and handed to the notifier)
+        await self.notifier.close()  # what it has not sent stays in the outbox for the next start
         await self.store.close()
         if self._gc_before is not None:
             gc.set_threshold(*self._gc_before)
@@ -581,11 +609,13 @@ class Engine:
                 break
             after = rows[-1].id
             parts = await self.store.load_parts([r.id for r in rows])
+            callbacks = await self.store.load_callbacks([r.id for r in rows])
             for row in rows:
                 carrier = self.carriers.get(row.carrier)
                 if carrier is None:
                     continue
                 msg = self._revive(row, parts.get(row.id, []), now)
+                msg.callback = callbacks.get(row.id)
                 age = wall - (row.submitted_at or wall)
                 msg.deadline = now + max(0.0, self.settings.engine.receipt_timeout_s - age)
                 self._live[msg.id] = msg
@@ -629,9 +659,11 @@ class Engine:
             after = rows[-1].id
             rows = [r for r in rows if r.carrier in self.carriers and (r.done_at or wall) >= horizon]
             parts = await self.store.load_parts([r.id for r in rows]) if rows else {}
+            callbacks = await self.store.load_callbacks([r.id for r in rows])
             for row in rows:
                 msg = self._revive(row, parts.get(row.id, []), now)
                 msg.final_status = row.status
+                msg.callback = callbacks.get(row.id)
                 count += 1
         if count:
             log.info("%d indefinite messages await late receipts", count)
@@ -709,14 +741,19 @@ class Engine:
                 found = known.get((row.account, row.client_ref)) if row.client_ref is not None else None
                 results[k] = error if found is None else self._duplicate(row, *found)
         if rows:
-            stored = await self.store.accept(rows)
+            callbacks = None
+            if any(requests[k].dlr_url for k in index):
+                callbacks = [(requests[k].dlr_url, requests[k].dlr_mask) if requests[k].dlr_url else None for k in index]
+            stored = await self.store.accept(rows, callbacks)
             now = self.now()
             gone: list[tuple[NewMessage, int, int]] = []
-            for row, k, text_plan, (mid, created) in zip(rows, index, plans, stored):
+            for j, (row, k, text_plan, (mid, created)) in enumerate(zip(rows, index, plans, stored)):
                 if created:
                     self.backlog += 1
                     msg = _Msg(row)
                     msg.plan = text_plan
+                    if callbacks is not None:
+                        msg.callback = callbacks[j]
                     self._enqueue(msg, now)
                     results[k] = Accepted(
                         id=msg.public_id, status=row.status, carrier=row.carrier, to=row.number, parts=row.parts,
@@ -781,6 +818,10 @@ class Engine:
             # message, so a re-send after a restart carries the same one)
             ref = self._refs[carrier] = ((self._refs.get(carrier) or random.getrandbits(16)) + 1) % (1 << self._ref_bits(carrier))
             text_plan = plan(request.text, carrier, ref=ref)
+        if request.dlr_url is not None and not request.dlr_url.startswith(("http://", "https://")):
+            raise SubmitError("dlr_url", "bad_url", "dlr-url must be an http:// or https:// URL")
+        if not 0 <= request.dlr_mask <= 31:
+            raise SubmitError("dlr_mask", "bad_value", "dlr-mask is a sum of 1, 2, 4, 8 and 16")
         validity = request.validity if request.validity is not None else self.settings.engine.default_validity_s
         if validity is not None and validity <= 0:
             raise SubmitError("validity", "bad_validity", "validity must be positive seconds")
@@ -876,12 +917,14 @@ class Engine:
                         continue
                     limit = min(budget, 5000)
                     rows = await self.store.load_lane(carrier.name, priority, account, after_id=lane.after_id, limit=limit)
+                    callbacks = await self.store.load_callbacks([r.id for r in rows])
                     wall = self.wall()
                     for row in rows:
                         lane.after_id = row.id
                         if row.id in self._live:
                             continue
                         msg = _Msg(row)
+                        msg.callback = callbacks.get(row.id)
                         if row.status == "accepted" and row.send_at is not None and row.send_at > wall:
                             self._live[msg.id] = msg
                             heapq.heappush(self._scheduled, (row.send_at, msg.id, msg))
@@ -967,6 +1010,7 @@ class Engine:
         # for a late receipt; the engine itself is done with it
         self._live.pop(msg.id, None)
         self.counters[_FINAL_COUNTER[value]] += 1
+        self._notify_status(msg, value, wall, error, billable_units)
         self._emit_event(msg, value, wall, error=error, billable_units=billable_units, late=late)
 
     def _store_caught_up(self) -> None:
@@ -992,8 +1036,89 @@ class Engine:
         if self._event_signal is not None:
             self._event_signal.set()
 
-    def _mo(self, carrier: _Carrier, pdu: Pdu) -> None:
-        """A mobile-originated message; concatenated parts are joined before it is reported."""
+    # --- notifications ---------------------------------------------------------------------------
+
+    def _outbox(self, account: str, kind: str, message_id: int | None, url: str, body: bytes, wall: float) -> None:
+        """Stage a notification: committed with what it reports (same loop pass, same transaction)."""
+        self._outbox_seq += 1
+        self.store.notify([(self._outbox_seq, account, kind, message_id, url, body, wall)])
+
+    def _notify_status(self, msg: _Msg, status: str, wall: float, error: dict[str, Any] | None, billable_units: int) -> None:
+        """The result notification (and Kannel dlr-url callback) of a status, if anyone asked for it."""
+        account = self.accounts.get(msg.account)
+        if account is not None and account.result_url is not None and status in _FINAL_VALUES:
+            self._outbox_seq += 1
+            body = _encode(
+                {
+                    "event_id": self._outbox_seq, "id": msg.public_id, "client_ref": msg.client_ref, "status": status,
+                    "carrier": msg.carrier, "to": msg.number, "parts": msg.parts, "billable_units": billable_units,
+                    "error": error, "submitted_at": msg.submitted_at, "done_at": wall,
+                }
+            )
+            self.store.notify([(self._outbox_seq, msg.account, "result", msg.id, account.result_url, body, wall)])
+        if msg.callback is not None:
+            template, mask = msg.callback
+            value = dlr_value(status, mask)
+            if value is not None:
+                reply = (error or {}).get("stat") or (error or {}).get("smpp_status_name") or status.upper()
+                url = fill_dlr_url(
+                    template, value=value, message_id=msg.public_id, carrier_id=msg.part_ids[0] if msg.part_ids else None,
+                    to=msg.number, sender=msg.sender, at=wall, reply=str(reply),
+                )
+                self._outbox(msg.account, "dlr", msg.id, url, b"", wall)
+
+    def _outbox_committed(self, rows: list[tuple[Any, ...]]) -> None:
+        """Committed outbox entries (in seq order, no gaps between commits): to the
+        notifier, unless it holds enough already — then they wait in the store and
+        are loaded as it drains (memory stays bounded however long a receiver is down)."""
+        if self._outbox_spilled or rows[0][0] != self._outbox_pushed + 1 or self.notifier.pending >= self._notify_limit:
+            self._outbox_spilled = True
+            return
+        self.notifier.push([_entry(r) for r in rows])
+        self._outbox_pushed = rows[-1][0]
+
+    def _notified(self, deliveries: list[Delivery]) -> None:
+        self.store.notified(deliveries)
+        if self._outbox_spilled and not self._outbox_loading and self.notifier.pending < self._notify_limit // 2:
+            if self._tasks is not None and not self._closing:
+                self._outbox_loading = True
+                self._tasks.create_task(self._load_outbox(self._notify_limit // 2))
+
+    async def _load_outbox(self, limit: int) -> None:
+        """Pending entries after the last one handed to the notifier (all of them at
+        start, up to the limit; later ``limit`` at a time)."""
+        try:
+            budget = limit or self._notify_limit
+            await self.store.flush()  # every staged entry is committed: none is missed below
+            rows, top = await self.store.load_outbox(after_seq=self._outbox_pushed, limit=budget)
+            if rows:
+                self.notifier.push([_entry(r) for r in rows])
+                self._outbox_pushed = rows[-1][0]
+            if len(rows) < budget:
+                # caught up with what was committed when the rows were read; a commit
+                # listened to meanwhile starts after ``top`` and is contiguous again
+                self._outbox_pushed = max(self._outbox_pushed, top)
+                self._outbox_spilled = False
+            else:
+                self._outbox_spilled = True
+        finally:
+            self._outbox_loading = False
+
+    async def dead_notifications(self, account: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The account's dead notifications (not answered 2xx within their max age), newest first."""
+        await self.store.flush()
+        return [
+            {
+                "event_id": seq, "kind": kind, "message_id": format_id(mid) if mid is not None else None, "url": url,
+                "body": body.decode("utf-8", "replace") if body else None, "created_at": created, "attempts": attempts,
+                "last_error": error,
+            }
+            for seq, kind, mid, url, body, created, attempts, error in await self.store.dead_notifications(account, limit=limit)
+        ]
+
+    def _mo(self, carrier: _Carrier, pdu: Pdu, ack: Callable[..., None] | None = None) -> bool:
+        """A mobile-originated message; concatenated parts are joined before it is reported.
+        True when its answer waits for the MO notification to be committed."""
         try:
             text = decode_wire(pdu.short_message or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding, carrier.name, udh=bool(pdu.esm_class & 0x40))
             text = text.replace("\r\n", "\n")  # SPEC: text read back equals the original after CR LF -> LF
@@ -1009,15 +1134,32 @@ class Engine:
                 got = self._mo_parts.setdefault(key, {})
                 got[info.seq] = text
                 if len(got) < info.total:
-                    return
+                    return False
                 del self._mo_parts[key]
                 text = "".join(got[k] for k in sorted(got))
                 parts = info.total
         self.counters["mo"] += 1
-        event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=self.wall(), parts=parts)
+        wall = self.wall()
+        event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
         self._events.append(event)
         if self._event_signal is not None:
             self._event_signal.set()
+        name = self._mo_routes.get((carrier.name, pdu.destination_addr))
+        account = self.accounts.get(name) if name is not None else None
+        if account is None:
+            self.counters["mo_unrouted"] += 1  # no account has that sender for the carrier
+            return False
+        if account.mo_url is None:
+            return False
+        self._outbox_seq += 1
+        body = _encode(
+            {"event_id": self._outbox_seq, "from": event.from_, "to": event.to, "carrier": event.carrier, "text": text, "received_at": wall}
+        )
+        self.store.notify([(self._outbox_seq, name, "mo", None, account.mo_url, body, wall)])
+        if ack is not None:
+            self.store.on_commit(ack)  # answered once the notification is stored: a crash before makes the carrier re-send
+            return True
+        return False
 
     def _suppress(self, number: str, carrier: str, reason: str) -> None:
         self._suppressed.add(number)
@@ -1176,6 +1318,17 @@ class Engine:
                 for name, c in self.carriers.items()
             },
         }
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    seq, account, kind, message_id, url, body, created_at, *rest = row
+    return Entry(
+        seq=seq, account=account, kind=kind, message_id=message_id, url=url, body=bytes(body), created_at=created_at,
+        attempts=rest[0] if rest else 0,
+    )
 
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL)

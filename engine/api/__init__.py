@@ -21,6 +21,8 @@ class SubmitRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     priority: str = "normal"  # high | normal | bulk
     validity: float | None = None  # seconds from now; past it → expired without sending
     send_at: float | None = None  # epoch seconds; None = now
+    dlr_url: str | None = None  # Kannel-style callback for this message (see engine.notify.kannel)
+    dlr_mask: int = 0  # which reports dlr_url gets: 1 delivered, 2 failed, 8 SMSC accepted, 16 SMSC rejected
 
 
 class Accepted(msgspec.Struct, kw_only=True):

@@ -122,6 +122,7 @@ class Notifier:
             )
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self.pending = 0  # entries held (queued, in flight, waiting to retry): the caller bounds it
         self.latency = Histogram()
         self.counters: collections.Counter[str] = collections.Counter()
 
@@ -165,6 +166,7 @@ class Notifier:
             if lane is None:
                 self.counters["no_account"] += 1
                 continue
+            self.pending += 1
             if entry.attempts:
                 # recovered from the store with attempts made: it waits its backoff again
                 due = self._wall() + self._backoff.delay(entry.attempts - 1)
@@ -178,6 +180,7 @@ class Notifier:
     def stats(self) -> dict[str, Any]:
         return {
             **self.counters,
+            "pending": self.pending,
             "queued": sum(len(lane.queue) for lane in self._lanes.values()),
             "retrying": sum(len(lane.retry) for lane in self._lanes.values()),
             "in_flight": sum(lane.in_flight for lane in self._lanes.values()),
@@ -295,6 +298,8 @@ class Notifier:
             heapq.heappush(lane.retry, (now + delay, entry.seq, entry))  # stays busy until then
         for d in outcomes:
             self.counters[d.outcome] += 1
+            if d.outcome != "retry":
+                self.pending -= 1
         if error:
             log.info("notify %s: %s (%d event(s))", lane.name, error, len(entries))
         lane.in_flight -= 1

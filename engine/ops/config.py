@@ -197,6 +197,8 @@ class EngineSettings(_Section):
     """A submitted message without (all) its final receipts by then becomes indefinite."""
     default_validity_s: Positive | None = None
     """Validity for messages that give none; None = no limit."""
+    notify_buffer: Count = 100_000
+    """Notifications held in memory for sending; more wait in the store's outbox until these drain."""
     events_buffer: Count = 100_000
     """Status events kept for engine.events() consumers that fall behind (oldest dropped, counted)."""
     gc_threshold: Annotated[int, Meta(ge=0)] = 50_000

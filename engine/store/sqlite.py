@@ -19,6 +19,7 @@ The writer's queue is bounded by the engine's backlog limit, not here.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import concurrent.futures
 import json
 import logging
@@ -92,6 +93,24 @@ CREATE TABLE IF NOT EXISTS history (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pacing (number TEXT PRIMARY KEY, not_before REAL, in_flight INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS suppression (number TEXT PRIMARY KEY, carrier TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID;
+-- notifications not yet answered 2xx (written in the transaction of what they
+-- report; a sent one is deleted, a dead one kept with state 'dead')
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message_id INTEGER,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_dead ON outbox(account, seq) WHERE state = 'dead';
+-- a message's own callback (Kannel's dlr-url and dlr-mask), stored with it at accept
+CREATE TABLE IF NOT EXISTS callbacks (message_id INTEGER PRIMARY KEY, url TEXT NOT NULL, mask INTEGER NOT NULL);
 """
 
 _COLUMNS = (
@@ -184,7 +203,10 @@ class _Pass:
     the GIL the event loop needs while it runs Python).  Each list keeps queue
     order."""
 
-    __slots__ = ("statuses", "updates", "submitted", "parts", "finished", "history", "pacing", "suppress", "callbacks", "ops")
+    __slots__ = (
+        "statuses", "updates", "submitted", "parts", "finished", "history", "pacing", "suppress", "outbox", "notified",
+        "callbacks", "ops",
+    )
 
     def __init__(self) -> None:
         self.statuses: list[tuple[str, float, int]] = []  # record(): a status alone
@@ -195,6 +217,8 @@ class _Pass:
         self.history: list[tuple[int, float, str]] = []
         self.pacing: list[list[tuple[str, float | None, bool]]] = []
         self.suppress: list[tuple[str, str, str, float]] = []
+        self.outbox: list[tuple[Any, ...]] = []  # new notifications (seq, account, kind, message_id, url, body, created_at)
+        self.notified: list[tuple[Any, ...]] = []  # their outcomes (seq, outcome, attempts, next_at, error)
         self.callbacks: list[Callable[[], None]] = []
         self.ops = 0  # transitions (and a commit marker when there are callbacks): for queued_ops
 
@@ -227,6 +251,8 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
+        # called in the event loop with the outbox rows of each commit (see notify())
+        self.on_outbox_committed: Callable[[list[tuple[Any, ...]]], None] | None = None
         self.commits = 0
         self.committed_ops = 0
         self.commit_seconds = 0.0
@@ -354,7 +380,13 @@ class SqliteStore:
                     passes.append(item[1])
                     ops += item[1].ops
                 elif kind == "accept":
-                    done.append((item[2], self._insert(conn, item[1]), None))
+                    results = self._insert(conn, item[1])
+                    if item[3] is not None:  # their callbacks, in the same transaction
+                        conn.executemany(
+                            "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)",
+                            [(mid, cb[0], cb[1]) for (mid, created), cb in zip(results, item[3]) if created and cb is not None],
+                        )
+                    done.append((item[2], results, None))
                     ops += 1
                 else:  # flush
                     done.append((item[1], None, None))
@@ -400,8 +432,24 @@ class SqliteStore:
                 _bulk(conn, _FINISHED_JSON, _FINISHED, finished)
             if any(p.history for p in passes):
                 conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", _flatten(p.history for p in passes))
+            if any(p.outbox for p in passes):
+                conn.executemany(
+                    "INSERT INTO outbox (seq, account, kind, message_id, url, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    _flatten(p.outbox for p in passes),
+                )
+            if any(p.notified for p in passes):
+                outcomes = list(_flatten(p.notified for p in passes))
+                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(o[0],) for o in outcomes if o[1] == "sent"])
+                conn.executemany(
+                    "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ?, state = ? WHERE seq = ?",
+                    [(o[2], o[3], o[4], "dead" if o[1] == "dead" else "pending", o[0]) for o in outcomes if o[1] != "sent"],
+                )
             conn.execute("COMMIT")
             callbacks = list(_flatten(p.callbacks for p in passes))
+            listener = self.on_outbox_committed
+            if listener is not None and any(p.outbox for p in passes):
+                # one call for all of this commit's notifications: they may be sent now
+                callbacks.append(partial(listener, list(_flatten(p.outbox for p in passes))))
         except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
             if self._failure is None:
                 log.exception("store commit failed")
@@ -469,13 +517,17 @@ class SqliteStore:
 
     # --- writes ---------------------------------------------------------------------
 
-    async def accept(self, messages: list[NewMessage]) -> list[tuple[int, bool]]:
+    async def accept(
+        self, messages: list[NewMessage], callbacks: list[tuple[str, int] | None] | None = None
+    ) -> list[tuple[int, bool]]:
+        """Insert new messages (duplicates by client_ref are found, not inserted);
+        ``callbacks``, aligned with ``messages``: a (url, mask) stored with each new one."""
         self._check()
         if not messages:
             return []
         future: asyncio.Future[list[tuple[int, bool]]] = asyncio.get_running_loop().create_future()
         self._ship()
-        self._put(("accept", messages, future))
+        self._put(("accept", messages, future, callbacks))
         return await future
 
     def record(self, update: Update, carrier: str = "") -> None:
@@ -568,6 +620,23 @@ class SqliteStore:
     def save_pacing(self, entries: list[tuple[str, float | None, bool]]) -> None:
         if entries:
             self._pass.pacing.append(entries)
+            self._put_ops += 1
+            if not self._ship_due:
+                self._schedule_ship()
+
+    def notify(self, entries: list[tuple[Any, ...]]) -> None:
+        """New outbox entries ``(seq, account, kind, message_id, url, body, created_at)``,
+        committed with whatever else this loop pass staged (the status they report)."""
+        if entries:
+            self._pass.outbox.extend(entries)
+            self._put_ops += 1
+            if not self._ship_due:
+                self._schedule_ship()
+
+    def notified(self, outcomes: list[tuple[Any, ...]]) -> None:
+        """Delivery outcomes ``(seq, "sent"|"retry"|"dead", attempts, next_at, error)``."""
+        if outcomes:
+            self._pass.notified.extend(outcomes)
             self._put_ops += 1
             if not self._ship_due:
                 self._schedule_ship()
@@ -705,6 +774,48 @@ class SqliteStore:
             return found
 
         return await self._read(read)
+
+    async def load_outbox(self, *, after_seq: int = 0, limit: int = 10_000) -> tuple[list[tuple[Any, ...]], int]:
+        """Pending notifications after ``after_seq``, in order —
+        ``(seq, account, kind, message_id, url, body, created_at, attempts)`` — and
+        the highest seq in the outbox when they were read (one snapshot)."""
+        sql = (
+            "SELECT seq, account, kind, message_id, url, body, created_at, attempts FROM outbox "
+            "WHERE seq > ? AND state = 'pending' ORDER BY seq LIMIT ?"
+        )
+
+        def read() -> tuple[list[tuple[Any, ...]], int]:
+            assert self._read_conn is not None
+            with self._read_conn:  # one read transaction: the rows and the top agree
+                self._read_conn.execute("BEGIN")
+                rows = [tuple(r) for r in self._rows(sql, (after_seq, limit))]
+                top = self._rows("SELECT coalesce(max(seq), 0) FROM outbox")[0][0]
+            return rows, top
+
+        return await self._read(read)
+
+    async def max_outbox_seq(self) -> int:
+        return await self._read(lambda: self._rows("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+
+    async def dead_notifications(self, account: str, *, limit: int = 100) -> list[tuple[Any, ...]]:
+        """``(seq, kind, message_id, url, body, created_at, attempts, last_error)`` of dead ones, newest first."""
+        sql = (
+            "SELECT seq, kind, message_id, url, body, created_at, attempts, last_error FROM outbox "
+            "WHERE account = ? AND state = 'dead' ORDER BY seq DESC LIMIT ?"
+        )
+        return await self._read(lambda: [tuple(r) for r in self._rows(sql, (account, limit))])
+
+    async def load_callbacks(self, message_ids: list[int]) -> dict[int, tuple[str, int]]:
+        def read() -> dict[int, tuple[str, int]]:
+            out: dict[int, tuple[str, int]] = {}
+            for i in range(0, len(message_ids), 500):
+                chunk = message_ids[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for r in self._rows(f"SELECT message_id, url, mask FROM callbacks WHERE message_id IN ({marks})", tuple(chunk)):
+                    out[r[0]] = (r[1], r[2])
+            return out
+
+        return await self._read(read) if message_ids else {}
 
     def stats(self) -> dict[str, Any]:
         return {
