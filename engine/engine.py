@@ -1060,7 +1060,7 @@ class Engine:
             template, mask = msg.callback
             value = dlr_value(status, mask)
             if value is not None:
-                reply = (error or {}).get("stat") or (error or {}).get("smpp_status_name") or status.upper()
+                reply = (error or {}).get("stat") or (error or {}).get("smpp_status_name") or _KANNEL_REPLY.get(status, status)
                 url = fill_dlr_url(
                     template, value=value, message_id=msg.public_id, carrier_id=msg.part_ids[0] if msg.part_ids else None,
                     to=msg.number, sender=msg.sender, at=wall, reply=str(reply),
@@ -1321,6 +1321,8 @@ class Engine:
 
 
 _encode = msgspec.json.Encoder().encode
+# Kannel's %A (the SMSC's reply) when the receipt's own stat is not at hand
+_KANNEL_REPLY = {"submitted": "ACK", "delivered": "DELIVRD", "expired": "EXPIRED", "undeliverable": "UNDELIV", "partially_failed": "UNDELIV", "rejected": "REJECTD"}
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

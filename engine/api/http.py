@@ -173,6 +173,22 @@ class HttpApi:
             if method == "DELETE":
                 return await self._cancel(request, message_id)
             return _not_allowed("GET, DELETE")
+        if path == "/v1/notifications":
+            if method != "GET":
+                return _not_allowed("GET")
+            account = self._account(request, self._bearer(request))
+            query = parse_query(request.query)
+            if query.get("state", "dead") != "dead":
+                return _problem("validation", 422, "state: only dead notifications are listed", [FieldError("state", "bad_value", "dead")])
+            try:
+                limit = min(1000, max(1, int(query.get("limit", "100"))))
+            except ValueError:
+                return _problem("validation", 422, "limit: a number", [FieldError("limit", "bad_type", "a number")])
+            return Reply(200, _encode({"notifications": await self.engine.dead_notifications(account, limit)}))
+        if path == "/cgi-bin/sendsms":
+            if method not in ("GET", "POST"):
+                return _not_allowed("GET, POST")
+            return await self._kannel_sendsms(request)
         if path == "/healthz":
             return Reply(200, b'{"status":"ok"}')
         if path == "/openapi.json":
@@ -294,6 +310,61 @@ class HttpApi:
             limit=exc.extra.get("limit"), count=exc.extra.get("count"),
         )
 
+    # --- Kannel-compatible sendsms -----------------------------------------------------------
+
+    async def _kannel_sendsms(self, request: Request) -> Reply:
+        """Kannel's ``/cgi-bin/sendsms``: the same parameters, the same plain-text answers,
+        so an application written for Kannel switches by changing the URL."""
+        params = _kannel_params(request)
+        password = params.get("password", b"").decode("latin-1")
+        username = params.get("username", b"").decode("latin-1")
+        try:
+            account = self._account(request, password)
+        except _Refused as refused:
+            if refused.reply.status == 401:
+                return _text(403, "Authorization failed for sendsms")
+            return _text(refused.reply.status, _problem_detail(refused.reply), refused.reply.headers)
+        if account != username:
+            return _text(403, "Authorization failed for sendsms")
+        charset = params.get("charset", b"").decode("latin-1").strip() or ("UTF-16BE" if params.get("coding") == b"2" else "UTF-8")
+        try:
+            text = params.get("text", b"").decode(_CHARSETS.get(charset.upper(), charset))
+        except (LookupError, UnicodeDecodeError) as exc:
+            return _text(400, f"Rejected: text: cannot be read as {charset} ({exc.__class__.__name__})")
+        receivers = params.get("to", b"").decode("latin-1").split()
+        if not receivers:
+            return _text(400, "Missing receiver number, rejected")
+        if not text:
+            return _text(400, "Missing text, rejected")
+        extra: dict[str, Any] = {}
+        try:
+            if params.get("dlr-url"):
+                extra["dlr_url"] = params["dlr-url"].decode("utf-8")
+                extra["dlr_mask"] = int(params.get("dlr-mask", b"31") or 31)
+            if params.get("validity"):
+                extra["validity"] = float(params["validity"]) * 60  # Kannel: minutes
+            if params.get("deferred"):
+                extra["send_at"] = time.time() + float(params["deferred"]) * 60
+        except (ValueError, UnicodeDecodeError):
+            return _text(400, "Rejected: dlr-mask, validity and deferred are numbers")
+        smsc = params.get("smsc", b"").decode("latin-1") or None
+        sender = params.get("from", b"").decode("latin-1") or None
+        requests = [
+            SubmitRequest(account=account, to=to, text=text, carrier=smsc, sender=sender, **extra) for to in receivers
+        ]
+        results = await self.engine.submit_many(requests)
+        errors = [r for r in results if isinstance(r, SubmitError)]
+        if not errors:
+            return _text(202, "0: Accepted for delivery")
+        if len(errors) == len(results) and all(e.temporary for e in errors):
+            retry = str(int(errors[0].extra.get("retry_after") or 1))
+            return _text(503, "Temporary failure, try again later", (("Retry-After", retry),))
+        if len(errors) == len(results):
+            first = errors[0]
+            return _text(400, f"Rejected: {first.field}: {first.detail}")
+        return _text(202, f"0: Accepted for delivery ({len(results) - len(errors)} of {len(results)} receivers; "
+                     f"rejected: {', '.join(f'{r.to}: {e.detail}' for r, e in zip(requests, results) if isinstance(e, SubmitError))})")
+
     # --- reading and cancelling ---------------------------------------------------------------
 
     async def _own_message(self, account: str, message_id: str) -> Any:
@@ -328,6 +399,32 @@ def _view_dict(view: Any) -> dict[str, Any]:
 def _batch_errors(errors: list[FieldError], k: int) -> dict[str, Any]:
     first = errors[0]
     return {"field": first.field, "reason": first.reason, "detail": first.detail, "index": k}
+
+
+_CHARSETS = {"UCS-2": "utf-16-be", "UCS2": "utf-16-be", "UTF-16": "utf-16-be", "SHIFT_JIS": "shift_jis", "SJIS": "shift_jis"}
+
+
+def _kannel_params(request: Request) -> dict[str, bytes]:
+    """Query (GET) or form body (POST) parameters as raw bytes: ``text`` is in the
+    request's ``charset``, decoded only once that is known."""
+    raw = request.query
+    if request.method == "POST" and request.body:
+        raw = f"{raw}&{request.body.decode('latin-1')}" if raw else request.body.decode("latin-1")
+    out: dict[str, bytes] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True, encoding="latin-1"):
+        out.setdefault(key, value.encode("latin-1"))
+    return out
+
+
+def _text(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, text.encode("utf-8"), "text/plain; charset=utf-8", headers)
+
+
+def _problem_detail(reply: Reply) -> str:
+    try:
+        return str(msgspec.json.decode(reply.body).get("detail", ""))
+    except msgspec.DecodeError:
+        return ""
 
 
 def _not_allowed(allow: str) -> Reply:

@@ -100,6 +100,23 @@ def openapi_document() -> dict[str, Any]:
                     "responses": _responses({"202": {"description": "a result per item", "content": _json("BatchOut")}}, 400, 413, 415, 422, 503),
                 }
             },
+            "/v1/notifications": {
+                "get": {
+                    "summary": "Dead notifications: not answered 2xx within their max age (newest first)",
+                    "operationId": "deadNotifications",
+                    "parameters": [
+                        {"name": "state", "in": "query", "required": False, "schema": {"enum": ["dead"]}},
+                        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": _responses(
+                        {"200": {"description": "the dead notifications", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["notifications"],
+                            "properties": {"notifications": {"type": "array", "items": {"type": "object"}}},
+                        }}}}},
+                        422,
+                    ),
+                }
+            },
             "/v1/messages/{id}": {
                 "get": {
                     "summary": "A message's status and history",
