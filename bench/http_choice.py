@@ -15,6 +15,9 @@ Candidates
     ``httptools_lean_async``  the same server, handlers as coroutines (one Task per request,
                               as the product will need if a handler awaits the engine)
     ``uvicorn_asgi``          uvicorn (uvloop + httptools) with a raw ASGI callable, no framework
+    ``denpo``                 the product's server, ``engine.api.server.HttpServer`` (the lean design
+                              made production-grade: limits, deadlines, backpressure), handlers behind
+                              an ``HttpApi``-like adapter (a Task per request)
 
 Method: each server runs in its own process, one load client in another (a
 raw asyncio Protocol client writing prebuilt requests, no pipelining, N
@@ -58,12 +61,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-CANDIDATES = ("aiohttp", "httptools_lean", "httptools_lean_async", "uvicorn_asgi")
+CANDIDATES = ("aiohttp", "httptools_lean", "httptools_lean_async", "uvicorn_asgi", "denpo")
 NEEDS = {  # candidate -> modules it needs (missing -> "skipped")
     "aiohttp": ("aiohttp", "uvloop"),
     "httptools_lean": ("httptools", "uvloop"),
     "httptools_lean_async": ("httptools", "uvloop"),
     "uvicorn_asgi": ("uvicorn", "httptools", "uvloop"),
+    "denpo": ("httptools", "uvloop"),
 }
 BATCH_LIMIT = 1000
 MAX_BODY = 1 << 20
@@ -288,6 +292,34 @@ async def serve_aiohttp(sock: socket.socket, max_body: int) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Candidate 5: engine.api.server.HttpServer, the product's server
+# ---------------------------------------------------------------------------
+
+
+async def serve_denpo(sock: socket.socket, max_body: int) -> None:
+    from engine.api.http import Reply, Request
+    from engine.api.server import HttpServer
+
+    class Api:  # what HttpServer needs of engine.api.http.HttpApi
+        transaction_id = staticmethod(txid)
+
+        def __init__(self) -> None:
+            self.max_body = max_body
+
+        async def handle(self, request: Request) -> Reply:
+            handler = ROUTES.get(request.path)
+            if handler is None:
+                return Reply(404, E404)
+            if request.method != "POST":
+                return Reply(405, E405)
+            status, body = handler(request.body)
+            return Reply(status, body)
+
+    async with HttpServer(Api(), sock=sock):
+        await asyncio.Event().wait()
+
+
+# ---------------------------------------------------------------------------
 # Candidate 3: uvicorn (httptools, uvloop) + a raw ASGI callable
 # ---------------------------------------------------------------------------
 
@@ -364,6 +396,8 @@ def _run_server(name: str, fd: int, max_body: int, max_lifetime: float) -> None:
         uvloop.run(serve_lean(sock, max_body, name.endswith("_async")))
     elif name == "uvicorn_asgi":
         serve_uvicorn(sock, max_body)
+    elif name == "denpo":
+        uvloop.run(serve_denpo(sock, max_body))
     else:
         raise SystemExit(f"unknown candidate {name}")
 

@@ -165,7 +165,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.mode == "e2e":
         from bench.e2e_bench import run
 
-        figures = _run(run(count=args.count, au_repeat=args.au_repeat, batch=args.batch, callers=args.callers))
+        figures = _run(run(count=args.count, au_repeat=args.au_repeat, batch=args.batch or 500, callers=args.callers))
+    elif args.mode == "http":
+        from bench.http_bench import run
+
+        figures = _run(
+            run(mode=args.http_mode, count=args.count, concurrency=args.concurrency, batch=args.batch or 1000, rate=args.rate)
+        )
     elif args.mode == "limiter":
         from bench.limiter_bench import run
 
@@ -256,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "text", "limiter", "pacing", "dlr"])
+    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "http", "text", "limiter", "pacing", "dlr"])
     p.add_argument("--repeats", type=int, default=5, help="codec/text/dlr: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
     p.add_argument("--count", type=int, default=200_000, help="messages to submit (pacing: distinct au numbers; dlr: receipts)")
@@ -265,9 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smsc", metavar="HOST:PORT", help="pool: the SMSC to drive (default: start a denpo sim)")
     p.add_argument("--system-id", default="denpo", help="pool: bind credentials")
     p.add_argument("--password", default="denpo", help="pool: bind credentials")
-    p.add_argument("--rate", type=float, default=None, help="pool: configured submits/s for the carrier")
+    p.add_argument("--rate", type=float, default=None, help="pool: configured submits/s for the carrier; http: messages/s offered (default: as fast as answered)")
     p.add_argument("--au-repeat", type=int, default=0, help="e2e: messages to each of a set of au numbers, mixed in")
-    p.add_argument("--batch", type=int, default=500, help="e2e: messages per submit_many call")
+    p.add_argument("--batch", type=int, default=None, help="e2e: messages per submit_many call (500); http --mode batch: messages per request (1000)")
+    p.add_argument("--mode", dest="http_mode", choices=["single", "batch"], default="single", help="http: POST /v1/messages or /v1/messages/batch")
+    p.add_argument("--concurrency", type=int, default=None, help="http: keep-alive connections, a request in flight on each (single 64, batch 4)")
     p.add_argument("--callers", type=int, default=4, help="e2e: submit_many calls in flight at once")
     p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")

@@ -18,7 +18,7 @@ def test_http_choice_tiny_run():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     for key in ("mode", "command", "date", "machine", "settings", "versions", "handlers_only", "candidates"):
         assert key in result
-    assert set(result["candidates"]) == {"aiohttp", "httptools_lean", "httptools_lean_async", "uvicorn_asgi"}
+    assert set(result["candidates"]) == {"aiohttp", "httptools_lean", "httptools_lean_async", "uvicorn_asgi", "denpo"}
     assert result["candidates"]["aiohttp"]["status"] == "ok"  # a dependency of denpo: never skipped
     for name, cand in result["candidates"].items():
         if cand["status"] == "skipped":
