@@ -154,7 +154,7 @@ class HttpApi:
             return refused.reply
         except Exception:  # noqa: BLE001 - a bug must not take the server down
             log.exception("HTTP %s %s failed", request.method, request.path)
-            return Reply(500, problem_body_internal(), PROBLEM)
+            return _problem("internal", 500, "an unexpected error; it was logged")
 
     async def _route(self, request: Request) -> Reply:
         method, path = request.method, request.path
@@ -429,10 +429,6 @@ def _problem_detail(reply: Reply) -> str:
 
 def _not_allowed(allow: str) -> Reply:
     return _problem("method_not_allowed", 405, f"use {allow}", headers=(("Allow", allow),))
-
-
-def problem_body_internal() -> bytes:
-    return b'{"type":"about:blank","title":"Internal error","status":500,"detail":"an unexpected error; it was logged"}'
 
 
 def parse_query(query: str) -> dict[str, str]:

@@ -147,6 +147,11 @@ PROBLEM_TYPES: dict[str, str] = {
     "batch_too_large": "Too many messages in one batch",
     "method_not_allowed": "Method not allowed",
     "no_route": "No such endpoint",
+    # the HTTP server's own (engine/api/server.py)
+    "malformed_request": "The request is not valid HTTP/1.1",
+    "headers_too_large": "Request header fields too large",
+    "url_too_long": "URI too long",
+    "internal": "Internal error",
 }
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")

@@ -28,7 +28,7 @@ import httptools
 import msgspec
 
 from engine.api.http import PROBLEM, HttpApi, Reply, Request
-from engine.api.schema import problem_body
+from engine.api.schema import PROBLEM_TYPES, problem_body
 
 __all__ = ["HttpServer"]
 
@@ -40,9 +40,9 @@ _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTT
 
 
 def _problem(status: int, kind: str, title: str, detail: str) -> Reply:
-    """A problem whose kind is the transport's own (engine.api.schema knows the API's)."""
-    body = msgspec.json.encode({"type": f"urn:denpo:problem:{kind}", "title": title, "status": status, "detail": detail, "errors": []})
-    return Reply(status, body, PROBLEM)
+    """A problem of the transport's own kinds (listed with the API's in engine.api.schema)."""
+    assert PROBLEM_TYPES[kind] == title
+    return Reply(status, problem_body(kind, status, detail), PROBLEM)
 
 
 _INTERNAL = _problem(500, "internal", "Internal error", "the request could not be answered")
