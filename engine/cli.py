@@ -219,6 +219,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_probe_webhook(args: argparse.Namespace) -> int:
+    from engine.notify.probe import probe
+
+    if not args.url.startswith(("http://", "https://")):
+        print("give an http:// or https:// URL", file=sys.stderr)
+        return 2
+    result = _run(probe(args.url, attempts=args.attempts, limit_ms=args.limit_ms, secret=args.secret))
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if result["ok"] else 1
+
+
 def cmd_new_token(args: argparse.Namespace) -> int:
     from engine.api.auth import new_token
 
@@ -287,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", metavar="HOST:PORT", help="listen here (default: the config's http.listen)")
     p.add_argument("--data-dir", help="store and demo token here (default: ./var)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("probe-webhook", help="check a notification receiver answers 200 within 500 ms (exit 0 OK, 1 NG)")
+    p.add_argument("url")
+    p.add_argument("--attempts", type=int, default=3)
+    p.add_argument("--limit-ms", type=float, default=500.0)
+    p.add_argument("--secret", help="sign the probe as notifications are signed")
+    p.set_defaults(func=cmd_probe_webhook)
 
     p = sub.add_parser("new-token", help="make an API token and the token_sha256 to put in the config")
     p.set_defaults(func=cmd_new_token)
