@@ -126,40 +126,58 @@ _astuple = msgspec.structs.astuple
 _client_ref = attrgetter("client_ref")
 _flatten = chain.from_iterable
 
-# a new row straight from msgspec.structs.astuple(message) + (created_at,): the
-# columns in NewMessage's field order (checked here, so a new field cannot
-# shift them silently)
+# a new row straight from msgspec.structs.astuple(message) (created_at and
+# updated_at bound once per statement): the columns in NewMessage's field order
+# (checked here, so a new field cannot shift them silently)
 _NEW_FIELDS = (
     "account", "client_ref", "carrier", "number", "sender", "text", "priority", "send_at", "expires_at",
     "parts", "billing_units", "ref", "status", "id",
 )
 assert NewMessage.__struct_fields__ == _NEW_FIELDS, NewMessage.__struct_fields__
-_INSERT = (
-    f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at) "
-    f"VALUES ({', '.join('?' for _ in _NEW_FIELDS)}, ?{len(_NEW_FIELDS) + 1}, ?{len(_NEW_FIELDS) + 1})"
-)
+
+# The hot statements take a whole batch as multi-row VALUES with bound
+# parameters, a few hundred rows per statement (``_values``), not executemany
+# and not one JSON text: executemany makes pysqlite release and re-take the
+# GIL (the GIL the event loop needs) around every row's sqlite3_step; a JSON
+# parameter read with json_each/json_extract avoids that but costs SQLite
+# ~2.5x the CPU of the insert itself (json_extract per column).  One statement
+# per chunk binds its parameters in C, releases the GIL once, and SQLite reads
+# them as plainly as executemany's (store microbench figures in the commit
+# message).  Bound parameters also carry strings holding NUL exactly.  The
+# updates go through INSTEAD OF triggers on temporary views, so they still run
+# row by row in queue order (VALUES rows are taken in the order written).
+_LADDER = (256, 64, 16, 4, 1)  # chunk sizes: a batch of n rows takes a few statements, all cached
+_statements: dict[tuple[str, int, int, bool], str] = {}
 
 
-def _from_json(n: int) -> str:
-    """The columns of rows sent as one JSON array of arrays (json_each's order)."""
-    return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(n))
+def _values_sql(head: str, ncols: int, nrows: int, shared: bool) -> str:
+    """``head VALUES (...), (...)``; with ``shared``, parameter ?1 is bound once for the
+    whole statement and appended twice to every row (created_at, updated_at)."""
+    if shared:
+        rows = (
+            "(" + ", ".join(f"?{2 + r * ncols + c}" for c in range(ncols)) + ", ?1, ?1)" for r in range(nrows)
+        )
+    else:
+        rows = ("(" + ", ".join("?" for _ in range(ncols)) + ")" for _ in range(nrows))
+    return f"{head} VALUES {', '.join(rows)}"
 
 
-# The hot statements take a whole batch as ONE parameter, a JSON array of the
-# rows' parameter arrays, instead of executemany: pysqlite binds each row's
-# parameters holding the GIL (the GIL the event loop needs), and releases and
-# re-takes the GIL around every row's sqlite3_step.  One statement per batch
-# binds one text (msgspec encodes it in C) and releases the GIL once for all
-# rows; SQLite reads the JSON itself, on the other core (floats come back
-# exact).  This moves work out of the GIL, it does not remove it: SQLite's
-# CPU per row grows a little (json_extract per column), the GIL-held work per
-# message shrinks (figures in the commit message).  The updates go through
-# INSTEAD OF triggers on temporary views, so they still run row by row in
-# queue order, as executemany did.
-_INSERT_JSON = (
-    f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at) "
-    f"SELECT {_from_json(len(_NEW_FIELDS))}, ?2, ?2 FROM json_each(?1)"
-)
+def _values(conn: sqlite3.Connection, head: str, ncols: int, rows: list[tuple[Any, ...]], *shared: Any) -> None:
+    """Run ``head VALUES ...`` over ``rows`` (each ``ncols`` parameters), in order, in
+    chunks of the sizes of ``_LADDER``; ``shared``: one parameter bound once (see _values_sql)."""
+    n = len(rows)
+    i = 0
+    for size in _LADDER:
+        while n - i >= size:
+            key = (head, ncols, size, bool(shared))
+            sql = _statements.get(key)
+            if sql is None:
+                sql = _statements[key] = _values_sql(head, ncols, size, bool(shared))
+            conn.execute(sql, [*shared, *_flatten(rows[i : i + size])])
+            i += size
+
+
+_INSERT = f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at)"
 _TEMP_SCHEMA = """
 CREATE TEMP VIEW submitted_rows(at, carrier_id, key, id) AS SELECT NULL, NULL, NULL, NULL WHERE 0;
 CREATE TEMP TRIGGER submitted_rows INSTEAD OF INSERT ON submitted_rows BEGIN
@@ -176,23 +194,8 @@ CREATE TEMP TRIGGER finished_rows INSTEAD OF INSERT ON finished_rows BEGIN
     WHERE id = NEW.id;
 END;
 """
-_SUBMITTED_JSON = f"INSERT INTO submitted_rows SELECT {_from_json(4)} FROM json_each(?1)"
-_FINISHED_JSON = f"INSERT INTO finished_rows SELECT {_from_json(6)} FROM json_each(?1)"
-# the same, a row at a time (for rows JSON cannot carry: see _bulk)
-_SUBMITTED = "INSERT INTO submitted_rows VALUES (?, ?, ?, ?)"
-_FINISHED = "INSERT INTO finished_rows VALUES (?, ?, ?, ?, ?, ?)"
-_NUL = b"\\u0000"
-
-
-def _bulk(conn: sqlite3.Connection, sql_json: str, sql_rows: str, rows: list[tuple[Any, ...]], *extra: Any) -> None:
-    """Run ``sql_json`` with the rows as one JSON parameter (``extra`` parameters
-    after it); or ``sql_rows`` row by row (each row followed by ``extra``) when a
-    string holds NUL: SQLite's JSON reader ends a string at \\u0000."""
-    text = _json(rows)
-    if _NUL in text:
-        conn.executemany(sql_rows, [(*row, *extra) for row in rows])
-    else:
-        conn.execute(sql_json, (text.decode(), *extra))
+_SUBMITTED = "INSERT INTO submitted_rows"
+_FINISHED = "INSERT INTO finished_rows"
 
 
 class _Pass:
@@ -418,7 +421,7 @@ class SqliteStore:
                     conn.executemany(f"UPDATE messages SET {sets} WHERE id = ?", rows)
             submitted = list(_flatten(p.submitted for p in passes))
             if submitted:
-                _bulk(conn, _SUBMITTED_JSON, _SUBMITTED, submitted)
+                _values(conn, _SUBMITTED, 4, submitted)
             if any(p.parts for p in passes):
                 conn.executemany(
                     "INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id, seq) DO UPDATE SET "
@@ -429,7 +432,7 @@ class SqliteStore:
                 )
             finished = list(_flatten(p.finished for p in passes))
             if finished:
-                _bulk(conn, _FINISHED_JSON, _FINISHED, finished)
+                _values(conn, _FINISHED, 6, finished)
             if any(p.history for p in passes):
                 conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", _flatten(p.history for p in passes))
             if any(p.outbox for p in passes):
@@ -480,7 +483,7 @@ class SqliteStore:
             ids = self._ids.take(n)
             for m, mid in zip(messages, ids):
                 m.id = mid
-            _bulk(conn, _INSERT_JSON, _INSERT, list(map(_astuple, messages)), now)
+            _values(conn, _INSERT, len(_NEW_FIELDS), list(map(_astuple, messages)), now)
             return list(zip(ids, repeat(True)))
         results: list[tuple[int, bool]] = []
         rows = []
@@ -504,11 +507,11 @@ class SqliteStore:
             rows.append(
                 (
                     m.account, m.client_ref, m.carrier, m.number, m.sender, m.text, m.priority, m.send_at,
-                    m.expires_at, m.parts, m.billing_units, m.ref, m.status, mid, now,
+                    m.expires_at, m.parts, m.billing_units, m.ref, m.status, mid,
                 )
             )
             results.append((mid, True))
-        conn.executemany(_INSERT, rows)
+        _values(conn, _INSERT, len(_NEW_FIELDS), rows, now)
         return results
 
     def _check(self) -> None:

@@ -370,10 +370,10 @@ async def test_every_column_of_an_accepted_message_is_stored(store: SqliteStore)
 
 
 async def test_strings_with_nul_and_json_specials_are_stored_exactly(store: SqliteStore) -> None:
-    """Batches travel to SQLite as JSON; one with a NUL in a string goes row by row
-    (SQLite's JSON reader would cut the string there)."""
+    """Batches travel to SQLite as bound parameters of multi-row VALUES: NUL, quotes and
+    other scripts arrive exactly (a JSON batch parameter would cut a string at \\u0000)."""
     texts = ["nul \x00 inside", 'quote " backslash \\ tab \t nl \n', "\u2028 \x01 😀 日本語"]
-    for i, text in enumerate(texts):  # a batch each: the first one row by row, the others as JSON
+    for i, text in enumerate(texts):  # a batch each
         [(mid, _)] = await store.accept([new(i, text=text)])
         store.submitted(mid, WALL0 + 1.1, f"id {text}", "K")
         store.finished(mid, "undeliverable", WALL0 + 2.2, billable_units=1, delivered_parts=0, error={"err": text})
@@ -415,6 +415,43 @@ async def test_transitions_of_one_message_in_one_transaction_apply_in_queue_orde
     ]
     row = await store.get(other)
     assert row is not None and (row.status, row.done_at) == ("delivered", WALL0 + 80)
+
+async def test_a_large_batch_lands_in_queue_order_across_statement_chunks(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch bigger than one statement's chunk (256 rows, then 64, 16, 4, 1): every
+    row is written, and a message's later transition lands last even when its two
+    rows fall into different chunks (rows 256 and 257 of the batch) or the same one."""
+    accepted = await store.accept([new(i) for i in range(341)])  # 256 + 64 + 16 + 4 + 1
+    ids = [mid for mid, _ in accepted]
+    assert [m.id for m in await store.load(statuses=("queued",), limit=1000)] == ids
+    held = HeldWriter(store, monkeypatch)
+    await held.hold()
+    first, second = ids[0], ids[1]
+    for n, mid in enumerate(ids[2:257]):  # rows 0..254 of the batch
+        store.submitted(mid, WALL0 + 1, f"c-{n}", None)
+    store.submitted(first, WALL0 + 1, "early", "EARLY")  # row 255: the first chunk's last
+    store.submitted(first, WALL0 + 2, "late", None)  # row 256: the next chunk's first
+    store.submitted(second, WALL0 + 1, "x", "X")  # two rows in one chunk
+    store.submitted(second, WALL0 + 3, "y", None)
+    for mid in ids[257:]:
+        store.submitted(mid, WALL0 + 1)
+    store.finished(first, "indefinite", WALL0 + 50, billable_units=1, delivered_parts=0, history=True)
+    store.finished(first, "delivered", WALL0 + 60, billable_units=1, delivered_parts=1, history=True)
+    flushed = asyncio.ensure_future(store.flush())
+    await next_pass()
+    held.release()
+    await flushed
+    row = await store.get(first)
+    assert row is not None and (row.status, row.submitted_at, row.done_at) == ("delivered", WALL0 + 2, WALL0 + 60)
+    assert row.part_records[0].carrier_id == "late" and row.part_records[0].key == "EARLY"
+    row = await store.get(second)
+    assert row is not None and row.submitted_at == WALL0 + 3
+    assert (row.part_records[0].carrier_id, row.part_records[0].key) == ("y", "X")
+    assert await store.counts() == {"submitted": 340, "delivered": 1}
+    parts = await store.load_parts(ids[2:257])
+    assert [parts[mid][0].carrier_id for mid in ids[2:257]] == [f"c-{n}" for n in range(255)]
+
 
 async def test_record_with_fields_and_history(store: SqliteStore) -> None:
     [(mid, _)] = await store.accept([new(1, status="accepted", send_at=WALL0 + 100)])
