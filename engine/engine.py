@@ -501,6 +501,7 @@ class Engine:
         self._store_waiting = False
         self._gc_before: tuple[int, int, int] | None = None
         self._refs: dict[str, int] = {}  # the last concatenation reference per carrier
+        self._accepts: list[tuple[list[NewMessage], Any, asyncio.Future[Any]]] = []  # this loop pass's (see _accept)
         # notifications: written to the store's outbox with what they report, sent once committed
         self.notifier = Notifier(
             config.accounts, record=self._notified, timeout_s=config.notify.timeout_ms / 1000,
@@ -744,34 +745,98 @@ class Engine:
             callbacks = None
             if any(requests[k].dlr_url for k in index):
                 callbacks = [(requests[k].dlr_url, requests[k].dlr_mask) if requests[k].dlr_url else None for k in index]
-            stored = await self.store.accept(rows, callbacks)
-            now = self.now()
+            pending = self._accept(rows, callbacks)
+            try:
+                stored = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                # the caller gave up, the store did not: what it commits is queued all the same
+                pending.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() is not None else self._queue_stored(rows, plans, callbacks, f.result())
+                )
+                raise
+            accepted = self._queue_stored(rows, plans, callbacks, stored)
             gone: list[tuple[NewMessage, int, int]] = []
-            for j, (row, k, text_plan, (mid, created)) in enumerate(zip(rows, index, plans, stored)):
+            for row, k, (mid, created), result in zip(rows, index, stored, accepted):
                 if created:
-                    self.backlog += 1
-                    msg = _Msg(row)
-                    msg.plan = text_plan
-                    if callbacks is not None:
-                        msg.callback = callbacks[j]
-                    self._enqueue(msg, now)
-                    results[k] = Accepted(
-                        id=msg.public_id, status=row.status, carrier=row.carrier, to=row.number, parts=row.parts,
-                        billing_units=row.billing_units, client_ref=row.client_ref, duplicate=False,
-                    )
+                    results[k] = result
+                    continue
+                live = self._live.get(mid)
+                if live is not None:
+                    results[k] = self._duplicate(row, mid, live.status)
                 else:
-                    live = self._live.get(mid)
-                    if live is not None:
-                        results[k] = self._duplicate(row, mid, live.status)
-                    else:
-                        gone.append((row, k, mid))
+                    gone.append((row, k, mid))
             if gone:  # finished (or not loaded yet): its status is in the store
                 await self.store.flush()
                 known = await self.store.find_refs([(r.account, r.client_ref) for r, _k, _m in gone])  # type: ignore[misc]
                 for row, k, mid in gone:
                     results[k] = self._duplicate(row, mid, known.get((row.account, row.client_ref), (mid, "accepted"))[1])  # type: ignore[arg-type]
-            self.counters["accepted"] += sum(1 for _m, c in stored if c)
         return results  # type: ignore[return-value]
+
+    def _queue_stored(
+        self, rows: list[NewMessage], plans: list[Any], callbacks: list[tuple[str, int] | None] | None,
+        stored: list[tuple[int, bool]],
+    ) -> list[Accepted | None]:
+        """The messages the store created go to their queues; their answers (None for duplicates)."""
+        now = self.now()
+        out: list[Accepted | None] = []
+        for j, (row, text_plan, (_mid, created)) in enumerate(zip(rows, plans, stored)):
+            if not created:
+                out.append(None)
+                continue
+            self.backlog += 1
+            msg = _Msg(row)
+            msg.plan = text_plan
+            if callbacks is not None:
+                msg.callback = callbacks[j]
+            self._enqueue(msg, now)
+            out.append(
+                Accepted(
+                    id=msg.public_id, status=row.status, carrier=row.carrier, to=row.number, parts=row.parts,
+                    billing_units=row.billing_units, client_ref=row.client_ref, duplicate=False,
+                )
+            )
+        self.counters["accepted"] += len(out) - out.count(None)
+        return out
+
+    def _accept(self, rows: list[NewMessage], callbacks: list[tuple[str, int] | None] | None) -> asyncio.Future[list[tuple[int, bool]]]:
+        """Store new messages; the submit calls of one loop pass share one store
+        accept (one insert, one commit wait), as concurrent single-message HTTP
+        requests would otherwise cost a store round trip each."""
+        assert self._loop is not None
+        future: asyncio.Future[list[tuple[int, bool]]] = self._loop.create_future()
+        self._accepts.append((rows, callbacks, future))
+        if len(self._accepts) == 1:
+            self._loop.call_soon(self._accept_pass)
+        return future
+
+    def _accept_pass(self) -> None:
+        batch, self._accepts = self._accepts, []
+        if len(batch) == 1:
+            rows, callbacks, future = batch[0]
+            task = self._loop.create_task(self.store.accept(rows, callbacks))  # type: ignore[union-attr]
+            task.add_done_callback(lambda t: _settle(future, t))
+            return
+        merged: list[NewMessage] = [row for rows, _cb, _f in batch for row in rows]
+        merged_callbacks = None
+        if any(cb is not None for _r, cb, _f in batch):
+            merged_callbacks = [c for rows, cb, _f in batch for c in (cb if cb is not None else [None] * len(rows))]
+        task = self._loop.create_task(self.store.accept(merged, merged_callbacks))  # type: ignore[union-attr]
+
+        def split(t: asyncio.Task[list[tuple[int, bool]]]) -> None:
+            start = 0
+            for rows, _cb, future in batch:
+                if future.done():
+                    start += len(rows)
+                    continue
+                if t.cancelled():
+                    future.cancel()
+                elif t.exception() is not None:
+                    future.set_exception(t.exception())  # type: ignore[arg-type]
+                else:
+                    future.set_result(t.result()[start : start + len(rows)])
+                start += len(rows)
+
+        task.add_done_callback(split)
 
     @staticmethod
     def _duplicate(row: NewMessage, mid: int, status: str) -> Accepted:
@@ -1321,6 +1386,18 @@ class Engine:
 
 
 _encode = msgspec.json.Encoder().encode
+
+
+def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+    """Hand a task's outcome to a future (unless the waiter gave up)."""
+    if future.done():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())  # type: ignore[arg-type]
+    else:
+        future.set_result(task.result())
 # Kannel's %A (the SMSC's reply) when the receipt's own stat is not at hand
 _KANNEL_REPLY = {"submitted": "ACK", "delivered": "DELIVRD", "expired": "EXPIRED", "undeliverable": "UNDELIV", "partially_failed": "UNDELIV", "rejected": "REJECTD"}
 
