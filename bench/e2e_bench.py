@@ -180,6 +180,7 @@ async def run(*, count: int, au_repeat: int = 0, batch: int = 500, callers: int 
         # the figure to watch between changes: less noisy than the rate on a shared machine
         "engine_cpu_us_per_message": round(1e6 * (me_after["cpu_s"] - me_before["cpu_s"]) / final, 1) if final else None,
         "loop_thread_cpu_us_per_message": round(1e6 * loop_cpu / final, 1) if final else None,
+        "loop_lag_ms": {k: v for k, v in engine_stats["loop_lag"].items() if k != "histogram"},
         "store": engine_stats["store"],
         "engine_counters": {k: v for k, v in engine_stats["counters"].items() if not k.startswith("final_")},
         "processes": {

@@ -34,6 +34,7 @@ import msgspec
 
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
 from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
+from engine.flow.backoff import Histogram
 from engine.flow.pacing import Pacer
 from engine.model import FINAL, MessageStatus, PRIORITIES
 from engine.notify import Delivery, Entry, Notifier
@@ -502,6 +503,10 @@ class Engine:
         self._gc_before: tuple[int, int, int] | None = None
         self._refs: dict[str, int] = {}  # the last concatenation reference per carrier
         self._accepts: list[tuple[list[NewMessage], Any, asyncio.Future[Any]]] = []  # this loop pass's (see _accept)
+        self.loop_lag = Histogram()  # how late timers run (see _lag_probe)
+        self.loop_lag_max = 0.0
+        self._lag_due = 0.0
+        self._lag_timer: asyncio.TimerHandle | None = None
         # notifications: written to the store's outbox with what they report, sent once committed
         self.notifier = Notifier(
             config.accounts, record=self._notified, timeout_s=config.notify.timeout_ms / 1000,
@@ -565,6 +570,8 @@ class Engine:
             carrier.pool = pool
             await pool.start()
         self._ticker = self._loop.call_later(1.0, self._tick)
+        self._lag_due = self._loop.time() + _LAG_PROBE_S
+        self._lag_timer = self._loop.call_at(self._lag_due, self._lag_probe)
 
     async def close(self) -> None:
         """Stop sending, drain the pools, persist everything."""
@@ -573,6 +580,8 @@ class Engine:
         self._closing = True
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._lag_timer is not None:
+            self._lag_timer.cancel()
         for carrier in self.carriers.values():
             if carrier.pool is not None:
                 await carrier.pool.close()
@@ -1232,6 +1241,20 @@ class Engine:
 
     # --- timers ---------------------------------------------------------------------------------
 
+    def _lag_probe(self) -> None:
+        """How late the event loop runs a timer (every 0.1 s): a stuck or
+        overloaded loop shows here first (also what systemd's watchdog would see)."""
+        assert self._loop is not None
+        now = self._loop.time()
+        lag = max(0.0, now - self._lag_due)
+        self.loop_lag.observe(lag)
+        if lag > self.loop_lag_max:
+            self.loop_lag_max = lag
+        if self._closing:
+            return
+        self._lag_due = now + _LAG_PROBE_S
+        self._lag_timer = self._loop.call_at(self._lag_due, self._lag_probe)
+
     def _tick(self) -> None:
         """Once a second: receipt timeouts, scheduled sends, pacing persistence, orphan receipts."""
         assert self._loop is not None
@@ -1372,6 +1395,8 @@ class Engine:
             "awaiting_receipts": len(self._awaiting),
             "scheduled": len(self._scheduled),
             "counters": dict(self.counters),
+            "loop_lag": {"max_ms": round(self.loop_lag_max * 1000, 1), "p99_ms": round(self.loop_lag.quantile(0.99) * 1000, 1), "histogram": self.loop_lag.as_dict()},
+            "notify": self.notifier.stats(),
             "store": self.store.stats(),
             "correlator": self.correlator.stats(),
             "carriers": {
@@ -1386,6 +1411,7 @@ class Engine:
 
 
 _encode = msgspec.json.Encoder().encode
+_LAG_PROBE_S = 0.1
 
 
 def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
