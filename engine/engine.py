@@ -1301,6 +1301,58 @@ class Engine:
         if entries:
             self.store.save_pacing(entries)
 
+    # --- reload ---------------------------------------------------------------------------------
+
+    def reload(self, config: Config) -> tuple[list[str], list[str]]:
+        """Take what can change while running (SIGHUP): accounts (senders, tokens,
+        allowlists, rate limits, weights, notification URLs and settings), carriers'
+        rates, retries, reconnects and status overrides, the engine's limits, the
+        notifier's timeouts.  Returns (applied, refused): each a list of
+        "key: reason" lines; refused keys keep their running values until a restart."""
+        old = self.settings
+        applied: list[str] = []
+        refused: list[str] = []
+        for section in ("store", "smpp", "lookup", "simulators"):
+            if getattr(config, section) != getattr(old, section):
+                refused.append(f"{section}: needs a restart")
+        if set(config.carriers) != set(old.carriers):
+            refused.append("carriers: adding or removing a carrier needs a restart")
+        carriers = dict(old.carriers)
+        for name, settings in config.carriers.items():
+            carrier = self.carriers.get(name)
+            if carrier is None or settings == old.carriers.get(name):
+                continue
+            fixed = carrier.pool.reconfigure(settings) if carrier.pool is not None else []
+            refused.extend(f"carriers.{name}.{f}: needs a restart" for f in fixed)
+            carriers[name] = carrier.pool.settings if carrier.pool is not None else settings
+            carrier.settings = carriers[name]
+            applied.append(f"carriers.{name}")
+        if config.engine.gc_threshold != old.engine.gc_threshold:
+            refused.append("engine.gc_threshold: needs a restart")
+        engine_settings = msgspec.structs.replace(config.engine, gc_threshold=old.engine.gc_threshold)
+        if engine_settings != old.engine:
+            applied.append("engine")
+        if config.accounts != old.accounts:
+            applied.append("accounts")
+            self.accounts = config.accounts
+            self.notifier.reconfigure(config.accounts)
+            self._mo_routes = {
+                (carrier, sender): name
+                for name, account in config.accounts.items()
+                for carrier, senders in account.senders.items()
+                for sender in senders
+            }
+        if config.notify != old.notify:
+            applied.append("notify")
+            self.notifier.set_timing(config.notify.timeout_ms / 1000, config.notify.retry_base_s, config.notify.retry_cap_s)
+        if config.http != old.http:
+            applied.append("http")  # (the HTTP front takes it: HttpApi.reload)
+        self.settings = msgspec.structs.replace(
+            config, store=old.store, smpp=old.smpp, lookup=old.lookup, simulators=old.simulators,
+            carriers=carriers, engine=engine_settings,
+        )
+        return applied, refused
+
     # --- queries and cancel ------------------------------------------------------------------
 
     async def status(self, message_id: str) -> MessageView | None:

@@ -78,16 +78,25 @@ class Gate:
         clock: Callable[[], float],
     ) -> None:
         self._clock = clock
-        self._trusted = _networks(trusted_proxies)
-        self._digests: list[tuple[bytes, str]] = []
-        self._allow: dict[str, tuple[Network, ...]] = {}
         self._buckets: dict[str, TokenBucket] = {}
-        now = clock()
+        self.update(accounts, trusted_proxies)
+
+    def update(self, accounts: Mapping[str, AccountSettings], trusted_proxies: Sequence[str] = ()) -> None:
+        """New accounts, tokens, allowlists, rates and proxies (a reload); an account
+        whose rate and burst did not change keeps its bucket (and what it used)."""
+        self._trusted = _networks(trusted_proxies)
+        digests: list[tuple[bytes, str]] = []
+        allow: dict[str, tuple[Network, ...]] = {}
+        buckets: dict[str, TokenBucket] = {}
+        now = self._clock()
         for name, account in accounts.items():
             if account.token_sha256 is not None:
-                self._digests.append((bytes.fromhex(account.token_sha256), name))
-            self._allow[name] = _networks(account.allow_ips)
-            self._buckets[name] = TokenBucket(account.rate_limit, account.burst, now=now)
+                digests.append((bytes.fromhex(account.token_sha256), name))
+            allow[name] = _networks(account.allow_ips)
+            old = self._buckets.get(name)
+            same = old is not None and old.rate == float(account.rate_limit) and old.burst == float(account.burst)
+            buckets[name] = old if same else TokenBucket(account.rate_limit, account.burst, now=now)  # type: ignore[assignment]
+        self._digests, self._allow, self._buckets = digests, allow, buckets
 
     def account_for_token(self, token: str) -> str | None:
         """The account whose token this is, or None.  Every configured digest is

@@ -8,6 +8,11 @@ validated by msgspec; every error is an RFC 9457 problem naming the field and
 the reason, always 4xx (503 with ``Retry-After`` for backpressure).  202 is
 answered only once the message is durably stored (``Engine.submit_many``
 returns after the commit).
+
+``/healthz``, ``/readyz`` and ``/metrics`` need no token (they are for the
+operator's network).  While :attr:`HttpApi.draining` is set (``denpo serve``
+shutting down) every API request is answered 503 with ``Retry-After``; those
+three still answer (``/readyz`` 503 ``draining``).
 """
 
 from __future__ import annotations
@@ -105,6 +110,17 @@ class HttpApi:
         self._prefix = os.urandom(4).hex()  # transaction ids unique across restarts
         self.counters: dict[str, int] = {}
         self._openapi: bytes | None = None
+        self.draining = False  # set by denpo serve on SIGTERM: API requests get 503 from then on
+        self.drain_retry_after = 5  # seconds, the Retry-After of those 503s
+        self._metrics: Any = None
+        self._store_probe: Any = None
+
+    def reload(self, config: Config) -> None:
+        """Accounts, tokens, allowlists, rate limits, proxies and limits from a new config."""
+        self.config = config
+        self.gate.update(config.accounts, config.http.trusted_proxies)
+        self.max_batch = config.http.max_batch
+        self.max_body = config.http.max_body_bytes
 
     def transaction_id(self) -> str:
         return f"{self._prefix}-{next(self._ids):x}"
@@ -158,6 +174,16 @@ class HttpApi:
 
     async def _route(self, request: Request) -> Reply:
         method, path = request.method, request.path
+        if path in _OPS:
+            if method != "GET":
+                return _not_allowed("GET")
+            if path == "/healthz":
+                return Reply(200, b'{"status":"ok"}')
+            if path == "/readyz":
+                return await self._readyz(request)
+            return self._metrics_reply(request)
+        if self.draining and (path.startswith("/v1/") or path == "/cgi-bin/sendsms"):
+            return self._draining_reply(path)
         if path == "/v1/messages":
             if method != "POST":
                 return _not_allowed("POST")
@@ -189,8 +215,6 @@ class HttpApi:
             if method not in ("GET", "POST"):
                 return _not_allowed("GET, POST")
             return await self._kannel_sendsms(request)
-        if path == "/healthz":
-            return Reply(200, b'{"status":"ok"}')
         if path == "/openapi.json":
             if self._openapi is None:
                 from engine.api.openapi import openapi_document
@@ -198,6 +222,36 @@ class HttpApi:
                 self._openapi = _encode(openapi_document())
             return Reply(200, self._openapi)
         return _problem("no_route", 404, f"no endpoint {path}")
+
+    # --- operations: readiness, metrics, draining ---------------------------------------------
+
+    async def _readyz(self, request: Request) -> Reply:
+        from engine.ops.metrics import StoreProbe, readiness
+
+        if self._store_probe is None:
+            self._store_probe = StoreProbe(self.engine)
+        carrier = parse_query(request.query).get("carrier") or None
+        status, body = await readiness(self.engine, self._store_probe, draining=self.draining, carrier=carrier)
+        headers = (("Retry-After", str(self.drain_retry_after)),) if self.draining else ()
+        return Reply(status, _encode(body), JSON, headers)
+
+    def _metrics_reply(self, request: Request) -> Reply:
+        if self._metrics is None:
+            from engine.ops.metrics import Metrics
+
+            self._metrics = Metrics(self.engine, self)
+        body, content_type = self._metrics.render(request.headers.get("accept", ""))
+        return Reply(200, body, content_type)
+
+    def _draining_reply(self, path: str) -> Reply:
+        retry = str(self.drain_retry_after)
+        detail = "the service is shutting down; retry shortly (another instance, or this one once restarted)"
+        if path == "/cgi-bin/sendsms":
+            return _text(503, "Temporary failure, try again later", (("Retry-After", retry),))
+        return _problem(
+            "backpressure", 503, detail, [FieldError("", "shutting_down", detail)],
+            headers=(("Retry-After", retry),), retry_after=self.drain_retry_after,
+        )
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -386,6 +440,9 @@ class HttpApi:
             return Reply(200, _encode(_view_dict(view)))
         view = await self.engine.status(message_id) or view
         return _problem("not_cancellable", 409, f"message {message_id} is {view.status}: only messages not yet submitted can be cancelled")
+
+
+_OPS = frozenset(("/healthz", "/readyz", "/metrics"))
 
 
 def _view_dict(view: Any) -> dict[str, Any]:

@@ -126,6 +126,26 @@ class Notifier:
         self.latency = Histogram()
         self.counters: collections.Counter[str] = collections.Counter()
 
+    def set_timing(self, timeout_s: float, retry_base_s: float, retry_cap_s: float) -> None:
+        self._timeout = timeout_s
+        self._backoff = Backoff(retry_base_s, 2.0, max(retry_cap_s, retry_base_s), rng=self._backoff._rng)
+
+    def reconfigure(self, accounts: Mapping[str, Any]) -> None:
+        """New URLs are taken by entries made from now on; batching, concurrency,
+        secret and max age apply to what is queued too.  A removed account's lane
+        keeps sending what it holds."""
+        for name, account in accounts.items():
+            lane = self._lanes.get(name)
+            if lane is None:
+                lane = self._lanes[name] = _Lane(name, 1, 8, None, 86400.0)
+                if self._post is not None:  # running: give it its task
+                    lane.task = asyncio.get_running_loop().create_task(self._run(lane), name=f"notify-{name}")
+            lane.batch = getattr(account, "notify_batch", 1)
+            lane.concurrency = getattr(account, "notify_concurrency", 8)
+            lane.secret = getattr(account, "signing_secret", None)
+            lane.max_age = getattr(account, "notify_max_age_s", 86400.0)
+            lane.wake.set()
+
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -35,6 +35,8 @@ import math
 import random
 from typing import Any, Callable, Iterable, Protocol
 
+import msgspec
+
 from engine.flow.backoff import Backoff, Histogram
 from engine.flow.bucket import ThrottleFeedback, TokenBucket
 from engine.ops.config import CarrierSettings, Endpoint, SmppSettings
@@ -345,6 +347,29 @@ class CarrierPool:
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._bind_tasks = [self._tasks.create_task(self._run_bind(b), name=f"bind {b.name}") for b in self._binds]
+
+    # fields of CarrierSettings that change how binds are made or ids read: a
+    # running pool cannot take them (the rest apply at once, see reconfigure)
+    FIXED = ("endpoints", "bind_mode", "binds", "window", "pacing_interval_s", "id_response", "id_receipt_text")
+
+    def reconfigure(self, settings: CarrierSettings) -> list[str]:
+        """Take new rates, retry and reconnect settings and status overrides now;
+        returns the fields that could not change (see FIXED), which keep their values."""
+        refused = [f for f in self.FIXED if getattr(settings, f) != getattr(self.settings, f)]
+        if refused:
+            settings = msgspec.structs.replace(settings, **{f: getattr(self.settings, f) for f in refused})
+        self.settings = settings
+        self._overrides = {int(k, 0): Outcome(v) for k, v in settings.status_overrides.items()}
+        self._retry_backoff = Backoff(settings.retry_base_s, 2.0, max(60.0, settings.retry_base_s), rng=self._rng)
+        if self._loop is not None:
+            now = self.clock()
+            # the throttle feedback starts again from the new ceiling
+            self._feedback = ThrottleFeedback(settings.rate, now=now)
+            self._bucket = TokenBucket(settings.rate, settings.burst, now=now) if settings.rate is not None else None
+            for bind in self._binds:
+                bind.bucket = TokenBucket(settings.bind_rate, settings.bind_burst, now=now) if settings.bind_rate is not None and bind.sends else None
+            self._schedule_pump()
+        return refused
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop sending; wait (up to ``drain_timeout_s``) for outstanding
