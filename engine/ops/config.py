@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import tomllib
 import types
 import typing
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import msgspec
@@ -448,9 +450,50 @@ def _network_problem(cidr: str) -> str:
     return ""
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+# Secrets need not be written in the file: any of these keys may instead be a
+# table naming where the value is — ``password = { env = "DENPO_AU_PASSWORD" }``
+# or ``signing_secret = { file = "/etc/denpo/secret" }`` (the file's content,
+# trailing newline removed).  They are read at load (and at every reload).
+SECRET_KEYS = frozenset({"password", "system_id", "token_sha256", "signing_secret", "tls_key"})
+
+
+def _resolve_secrets(value: Any, path: str, problems: list[Problem], environ: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            where = _join(path, key)
+            if key in SECRET_KEYS and isinstance(item, dict):
+                out[key] = _secret(item, where, problems, environ)
+            else:
+                out[key] = _resolve_secrets(item, where, problems, environ)
+        return out
+    if isinstance(value, list):
+        return [_resolve_secrets(item, _join(path, i), problems, environ) for i, item in enumerate(value)]
+    return value
+
+
+def _secret(ref: dict[str, Any], path: str, problems: list[Problem], environ: Mapping[str, str]) -> Any:
+    if set(ref) == {"env"} and isinstance(ref["env"], str):
+        if ref["env"] not in environ:
+            problems.append(Problem(path, f"environment variable {ref['env']} is not set"))
+            return None
+        return environ[ref["env"]]
+    if set(ref) == {"file"} and isinstance(ref["file"], str):
+        try:
+            return Path(ref["file"]).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(Problem(path, f"cannot read {ref['file']}: {exc.strerror or exc}"))
+            return None
+    problems.append(Problem(path, 'a secret is a value, { env = "NAME" } or { file = "PATH" }'))
+    return None
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", *, environ: Mapping[str, str] | None = None) -> Config:
     """Validate already-parsed TOML data; raises :class:`ConfigError` listing every problem."""
     problems: list[Problem] = []
+    data = _resolve_secrets(data, "", problems, os.environ if environ is None else environ)
+    if problems:
+        raise ConfigError(problems, source)
     _walk(data, Config, "", problems)
     if problems:
         raise ConfigError(problems, source)

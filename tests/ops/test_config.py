@@ -134,6 +134,8 @@ def test_shipped_config_files_are_valid() -> None:
     files = sorted((ROOT / "config").glob("*.toml"))
     assert files, "config/ has no TOML file"
     for path in files:
+        if path.name == "production.example.toml":
+            continue  # needs its secrets: see test_the_production_example_is_valid
         assert check_config_file(path) == [], path
 
 
@@ -164,3 +166,52 @@ def test_check_config_command(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_secrets_from_the_environment_and_files(tmp_path):
+    from engine.ops.config import ConfigError, parse_config
+
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file-0123456789\n")
+    data = {
+        "carriers": {"au": {"endpoints": [{"host": "h", "port": 1, "system_id": "x", "password": {"env": "AU_PW"}}]}},
+        "accounts": {"a": {"signing_secret": {"file": str(secret)}}},
+    }
+    config = parse_config(data, environ={"AU_PW": "pw"})
+    assert config.carriers["au"].endpoints[0].password == "pw"
+    assert config.accounts["a"].signing_secret == "from-a-file-0123456789"
+    data["accounts"]["a"]["signing_secret"] = {"file": str(tmp_path / "missing")}
+    data["accounts"]["a"]["token_sha256"] = {"vault": "x"}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, environ={})
+    text = str(info.value)
+    assert "carriers.au.endpoints[0].password: environment variable AU_PW is not set" in text
+    assert "accounts.a.signing_secret: cannot read" in text
+    assert 'accounts.a.token_sha256: a secret is a value, { env = "NAME" } or { file = "PATH" }' in text
+
+
+def test_the_production_example_is_valid(tmp_path):
+    import tomllib
+
+    from engine.ops.config import parse_config
+
+    names = [f"DENPO_{c}_{k}" for c in ("AU", "DOCOMO", "SOFTBANK", "RAKUTEN") for k in ("SYSTEM_ID", "PASSWORD")]
+    env = {n: "pw" if n.endswith("PASSWORD") else "denpo" for n in names}
+    env.update(DENPO_ACME_TOKEN_SHA256="0" * 64, DENPO_SHOP_TOKEN_SHA256="1" * 64, DENPO_ACME_SIGNING_SECRET="s" * 32)
+    secret = tmp_path / "shop-signing-secret"
+    secret.write_text("t" * 32 + "\n")
+    text = (ROOT / "config" / "production.example.toml").read_text().replace("/etc/denpo/secrets/shop-signing-secret", str(secret))
+    config = parse_config(tomllib.loads(text), environ=env)
+    assert config.carriers["au"].endpoints[1].password == "pw" and config.carriers["au"].binds == 4
+    assert config.accounts["shop"].signing_secret == "t" * 32
+    assert config.http.trusted_proxies == ["10.0.0.0/8"]
+
+
+def test_the_production_example_names_every_missing_secret():
+    from engine.ops.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(Path(__file__).parents[2] / "config" / "production.example.toml")
+    text = str(info.value)
+    assert "carriers.au.endpoints[0].password: environment variable DENPO_AU_PASSWORD is not set" in text
+    assert "accounts.shop.signing_secret: cannot read /etc/denpo/secrets/shop-signing-secret" in text
