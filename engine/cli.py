@@ -213,7 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"--http {exc}", file=sys.stderr)
             return 2
     try:
-        return _run(serve(args.config, http=args.http, data_dir=args.data_dir))
+        return _run(serve(args.config, http=args.http, data_dir=args.data_dir, drain_timeout=args.drain_timeout))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config (default: the embedded default, config/denpo.toml, with local simulators)")
     p.add_argument("--http", metavar="HOST:PORT", help="listen here (default: the config's http.listen)")
     p.add_argument("--data-dir", help="store and demo token here (default: ./var)")
+    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
+                   help="on SIGTERM: at most this long to finish requests and submits in flight (default 30)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("probe-webhook", help="check a notification receiver answers 200 within 500 ms (exit 0 OK, 1 NG)")

@@ -39,6 +39,20 @@ _TXID = {"X-Transaction-Id": {"description": "names the request in logs and supp
 _RETRY = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
 
 
+_READY = {
+    "type": "object",
+    "required": ["status", "carriers"],
+    "properties": {
+        "status": {"enum": ["ready", "not_ready", "draining", "carrier_down", "unknown_carrier"]},
+        "store": {"type": "string"}, "http": {"type": "string"}, "carrier": {"type": "string"},
+        "carriers": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "ready": {"type": "boolean"}, "binds_up": {"type": "integer"}, "binds": {"type": "integer"},
+            "states": {"type": "array", "items": {"type": "object"}},
+        }}},
+    },
+}
+
+
 def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     text = {
         400: "malformed JSON", 401: "missing or wrong token", 403: "address not allowed for the account",
@@ -115,6 +129,39 @@ def openapi_document() -> dict[str, Any]:
                         }}}}},
                         422,
                     ),
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the event loop answers (no token)",
+                    "operationId": "healthz",
+                    "security": [],
+                    "responses": {"200": {"description": "alive", "headers": _TXID, "content": {"application/json": {"schema": {"type": "object"}}}}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the store commits and HTTP serves; each carrier's binds (no token)",
+                    "operationId": "readyz",
+                    "security": [],
+                    "parameters": [{"name": "carrier", "in": "query", "required": False, "schema": {"type": "string"},
+                                    "description": "also 503 while this carrier has no bind up"}],
+                    "responses": {
+                        "200": {"description": "ready", "headers": _TXID, "content": {"application/json": {"schema": _READY}}},
+                        "404": {"description": "no such carrier", "headers": _TXID, "content": {"application/json": {"schema": _READY}}},
+                        "503": {"description": "not ready: the store does not commit, the service is draining, or the carrier has no bind up",
+                                "headers": _TXID, "content": {"application/json": {"schema": _READY}}},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (no token)",
+                    "operationId": "metrics",
+                    "security": [],
+                    "responses": {"200": {"description": "Prometheus text format (OpenMetrics when the Accept header asks)", "headers": _TXID,
+                                          "content": {"text/plain": {"schema": {"type": "string"}},
+                                                      "application/openmetrics-text": {"schema": {"type": "string"}}}}},
                 }
             },
             "/v1/messages/{id}": {
