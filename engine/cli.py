@@ -230,6 +230,21 @@ def cmd_probe_webhook(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.ops.demo import run_demo, token_from
+
+    try:
+        token = args.token or token_from(args.token_file)
+    except OSError as exc:
+        print(f"denpo demo: no token ({exc.strerror}: {exc.filename}); give --token or --token-file", file=sys.stderr)
+        return 2
+    try:
+        return _run(run_demo(args.url, token, count=args.count, timeout=args.timeout))
+    except OSError as exc:
+        print(f"denpo demo: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_new_token(args: argparse.Namespace) -> int:
     from engine.api.auth import new_token
 
@@ -307,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-ms", type=float, default=500.0)
     p.add_argument("--secret", help="sign the probe as notifications are signed")
     p.set_defaults(func=cmd_probe_webhook)
+
+    p = sub.add_parser("demo", help="against a running denpo serve: a mixed batch, live progress, a final table")
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--token", help="the account's token (default: read --token-file)")
+    p.add_argument("--token-file", default="var/demo-token")
+    p.add_argument("--count", type=int, default=200)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for final statuses")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("new-token", help="make an API token and the token_sha256 to put in the config")
     p.set_defaults(func=cmd_new_token)
