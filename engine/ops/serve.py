@@ -24,8 +24,11 @@ HTTP closes and the simulators end; exit 0 with ``{"event": "stopped",
 committed (bounded), and the process exits 0 with ``"drained": false``.  Nothing
 accepted is lost either way: 202 was answered after the commit, and the next
 start recovers every unfinished message from the store (a submit whose response
-never came is re-sent, per carrier policy).  SIGHUP is logged and ignored
-(reloading the configuration is not implemented yet).
+never came is re-sent, per carrier policy).  SIGHUP reads the config file again
+and applies what can change while running — accounts (tokens, allowlists,
+senders, limits, notification URLs), carriers' rates and retries, limits — and
+refuses, with the key, what needs a restart (see ``Engine.reload``); it prints a
+``reloaded`` line and logs both lists.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from engine.api.auth import hash_token, new_token
 from engine.api.http import HttpApi
 from engine.api.server import HttpServer
 from engine.engine import Engine
-from engine.ops.config import Config, load_config
+from engine.ops.config import Config, ConfigError, load_config
+from engine.ops.logs import setup_logging
 from engine.ops.systemd import Heartbeat, SystemdNotifier
 
 __all__ = ["serve", "DEFAULT_CONFIG", "DRAIN_TIMEOUT", "parse_listen"]
@@ -165,6 +169,39 @@ async def _http_settled(server: HttpServer) -> None:
             await asyncio.sleep(0.05)  # a request still arriving: its body or the server's deadline ends it
 
 
+def _reload(path: Path, embedded: bool, running: dict[str, Any]) -> None:
+    """SIGHUP: read the config file again and apply what can change while running
+    (the engine says what it took and what it refused); reported in the log and as
+    a ``reloaded`` JSON line.  A file with problems changes nothing."""
+    current: Config = running["config"]
+    try:
+        new = load_config(path)
+    except ConfigError as exc:
+        log.error("SIGHUP: %s; nothing changed", exc)
+        print(json.dumps({"event": "reload_failed", "problems": [str(p) for p in exc.problems]}), flush=True)
+        return
+    if embedded:
+        # the embedded default's simulators run on ports chosen at start, and the demo
+        # account's token was made then: both stay as they are
+        carriers = {
+            name: _replace(c, endpoints=current.carriers[name].endpoints) if name in current.carriers else c
+            for name, c in new.carriers.items()
+        }
+        accounts = dict(new.accounts)
+        if DEMO_ACCOUNT in accounts and DEMO_ACCOUNT in current.accounts:
+            accounts[DEMO_ACCOUNT] = _replace(accounts[DEMO_ACCOUNT], token_sha256=current.accounts[DEMO_ACCOUNT].token_sha256)
+        new = _replace(new, carriers=carriers, accounts=accounts, simulators=current.simulators)
+    engine: Engine = running["engine"]
+    applied, refused = engine.reload(new)
+    running["api"].reload(new)
+    running["config"] = new
+    if refused:
+        log.warning("SIGHUP: applied %s; refused (restart to change): %s", ", ".join(applied) or "nothing", "; ".join(refused))
+    else:
+        log.info("SIGHUP: applied %s", ", ".join(applied) or "nothing (no change)")
+    print(json.dumps({"event": "reloaded", "applied": applied, "refused": refused}), flush=True)
+
+
 async def serve(
     config_path: str | Path | None = None,
     *,
@@ -178,6 +215,7 @@ async def serve(
     embedded = config_path is None
     path = Path(config_path) if config_path is not None else DEFAULT_CONFIG
     config = load_config(path)
+    setup_logging(config.logging.level, config.logging.format)
     folder = Path(data_dir) if data_dir is not None else Path("var")
     folder.mkdir(parents=True, exist_ok=True)
     host, port = parse_listen(http or config.http.listen)
@@ -205,7 +243,13 @@ async def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("SIGHUP: reloading the configuration is not implemented yet; nothing changed"))
+    running: dict[str, Any] = {}  # engine, api and the config they run on, once started
+
+    def on_reload() -> None:
+        if "engine" in running and not stop.is_set():
+            _reload(path, embedded, running)
+
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
 
     procs: list[asyncio.subprocess.Process] = []
     drained = True
@@ -235,6 +279,7 @@ async def serve(
         await engine.start()
         try:
             api = HttpApi(engine, config)
+            running.update(engine=engine, api=api, config=config)
             server = HttpServer(api, host, port, ssl_context=_ssl_context(config))
             await server.start()
             try:
