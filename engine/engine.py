@@ -67,7 +67,7 @@ class _Msg:
         "id", "account", "client_ref", "carrier", "number", "sender", "text", "priority", "ref",
         "parts", "billing_units", "expires_at", "send_at", "bodies", "pending", "part_ids", "results",
         "submitted", "status", "submitted_at", "deadline", "cancelled", "in_pacer", "final_status",
-        "billable_parts", "in_backlog", "public_id", "plan", "failure", "refused", "callback",
+        "billable_parts", "in_backlog", "public_id", "plan", "failure", "refused", "callback", "accepted_at",
     )
 
     def __init__(self, row: NewMessage | StoredMessage) -> None:
@@ -102,6 +102,7 @@ class _Msg:
         self.failure: dict[str, Any] | None = None  # the first failed part's receipt stat/err
         self.refused = 0  # parts the carrier refused (or not sent after a refusal) once others were accepted
         self.callback: tuple[str, int] | None = None  # Kannel dlr-url and dlr-mask
+        self.accepted_at = 0.0  # engine clock, for the accept → submit histogram (0: recovered)
 
 
 class _Lane:
@@ -137,6 +138,9 @@ class _Carrier:
         self._pacer_at = math.inf
         self._pacer_reached = -math.inf  # the due time of the last pacer timer that fired
         self.ids = engine.correlator.scheme(name)  # how this carrier writes message ids
+        self.receipts: collections.Counter[str] = collections.Counter()  # final part receipts by result
+        self.to_submit = Histogram()  # accept → every part with the carrier (seconds)
+        self.to_final = Histogram()  # submitted → final status from receipts (seconds)
 
     # --- the pool's source ------------------------------------------------------------
 
@@ -171,9 +175,14 @@ class _Carrier:
                 front.appendleft(msg)
                 break
         if len(out) < n:
+            parked = pacer.parked if pacer is not None else 0
             for priority in _PRIORITY_NAMES:
                 if self._drain_priority(priority, out, n, now, wall) or len(out) >= n:
                     break
+            if pacer is not None and pacer.parked > parked:
+                # parked just now, behind a busy number: a timer must wake the pool when it
+                # is free (with no other traffic nothing else would call take() again)
+                self._arm_pacer(now)
         if self.in_ram < engine.settings.engine.working_set // 2:
             engine._schedule_load(self)
         return out
@@ -360,6 +369,8 @@ class _Carrier:
         wall = engine.wall()
         msg.status = _SUBMITTED
         msg.submitted_at = wall
+        if msg.accepted_at:
+            self.to_submit.observe(now - msg.accepted_at)
         msg.deadline = now + engine.settings.engine.receipt_timeout_s
         engine._left_backlog(msg)
         engine._awaiting.append((msg.deadline, msg))
@@ -794,6 +805,7 @@ class Engine:
                 continue
             self.backlog += 1
             msg = _Msg(row)
+            msg.accepted_at = now
             msg.plan = text_plan
             if callbacks is not None:
                 msg.callback = callbacks[j]
@@ -1024,6 +1036,7 @@ class Engine:
         if msg.results[i] is not None:
             return  # the first final result of a part stands
         msg.results[i] = result
+        carrier.receipts[result.value] += 1
         wall = self.wall()
         if msg.parts > 1:  # a single part's result is its message's final status
             self.store.part(msg.id, carrier.name, PartRecord(seq=i + 1, state=result.value, stat=receipt.stat, err=receipt.err, at=wall))
@@ -1048,6 +1061,8 @@ class Engine:
         # a single part's result decides at once (the table's rows for one part)
         outcome = _SINGLE_PART_OUTCOME[result] if msg.parts == 1 else message_outcome(msg.results, timed_out=False)
         if outcome.status is not None:
+            if msg.submitted_at is not None:
+                carrier.to_final.observe(max(0.0, wall - msg.submitted_at))
             if outcome.status is not S.DELIVERED:
                 error = error or msg.failure  # the last receipt may be a delivered part's
             self._finalise(msg, outcome.status, now, error=error, outcome=outcome)
@@ -1454,6 +1469,9 @@ class Engine:
             "carriers": {
                 name: {
                     "in_memory": c.in_ram,
+                    "receipts": dict(c.receipts),
+                    "accept_to_submit_s": c.to_submit.as_dict(),
+                    "submit_to_final_s": c.to_final.as_dict(),
                     "pacing": c.pacer.stats() if c.pacer else None,
                     "pool": c.pool.stats() if c.pool else None,
                 }

@@ -192,11 +192,18 @@ class EngineCollector(Collector):
             "bind_outstanding": GaugeMetricFamily("denpo_bind_window_outstanding", "Submits awaiting their response on the bind", labels=["carrier", "bind"]),
             "bind_capacity": GaugeMetricFamily("denpo_bind_window_capacity", "The bind's window (0: a receiver)", labels=["carrier", "bind"]),
             "latency": HistogramMetricFamily("denpo_submit_response_seconds", "submit_sm → submit_sm_resp", labels=["carrier", "bind"]),
+            "receipts": CounterMetricFamily("denpo_carrier_receipts", "Final part receipts by result", labels=["carrier", "result"]),
+            "to_submit": HistogramMetricFamily("denpo_accept_to_submit_seconds", "Accepted → every part with the carrier", labels=["carrier"]),
+            "to_final": HistogramMetricFamily("denpo_submit_to_receipt_seconds", "Submitted → final status from the receipts", labels=["carrier"]),
         }
         for name, c in sorted(carriers.items()):
             c = c or {}
             if "in_memory" in c:
                 f["in_memory"].add_metric([name], _num(c["in_memory"]))
+            for result, n in sorted((c.get("receipts") or {}).items()):
+                f["receipts"].add_metric([name, result], _num(n))
+            _histogram(f["to_submit"], [name], c.get("accept_to_submit_s"))
+            _histogram(f["to_final"], [name], c.get("submit_to_final_s"))
             pacing = c.get("pacing")
             if pacing:
                 f["deferrals"].add_metric([name], _num(pacing.get("parked_total")))

@@ -228,7 +228,7 @@ class _Bind:
                     counters["delivered"] += 1
                 except Exception:  # noqa: BLE001 - never lose a receipt to our own bug
                     # The carrier keeps it and delivers it again (Kannel does the same).
-                    log.exception("carrier %s bind %s: the consumer refused a deliver_sm; answering ESME_RX_T_APPN", pool.name, self.name)
+                    log.exception("carrier %s bind %s: the consumer refused a deliver_sm; answering ESME_RX_T_APPN", pool.name, self.name, extra={"carrier": pool.name, "bind": self.name})
                     counters["delivered_refused"] += 1
                     ack(Status.ESME_RX_T_APPN)
                     continue
@@ -242,14 +242,14 @@ class _Bind:
                 timed_out = [e.context for e in events if type(e) is Timeout and e.command_id == _SUBMIT_SM]
                 self.timed_out.extend(timed_out)
                 self.last_error = f"no response to {CommandId(ev.command_id).name.lower()} within the deadline"
-                log.warning("carrier %s bind %s: %s; dropping the connection", pool.name, self.name, self.last_error)
+                log.warning("carrier %s bind %s: %s; dropping the connection", pool.name, self.name, self.last_error, extra={"carrier": pool.name, "bind": self.name})
                 conn.abort()
                 return
             elif kind is Unbound:
                 counters["unbound_by_peer" if ev.by_peer else "unbound"] += 1
             elif kind is ProtocolError:
                 counters["protocol_errors"] += 1
-                log.warning("carrier %s bind %s: %s", pool.name, self.name, ev.error)
+                log.warning("carrier %s bind %s: %s", pool.name, self.name, ev.error, extra={"carrier": pool.name, "bind": self.name})
         pool._schedule_pump()
 
     def connection_lost(self, conn: SmppConnection, exc: Exception | None) -> None:
@@ -264,7 +264,7 @@ class _Bind:
         if was_up:
             self.counters["disconnects"] += 1
             if not pool._closing:
-                log.warning("carrier %s bind %s lost its connection%s", pool.name, self.name, f": {exc}" if exc else "")
+                log.warning("carrier %s bind %s lost its connection%s", pool.name, self.name, f": {exc}" if exc else "", extra={"carrier": pool.name, "bind": self.name})
         if lost:
             pool._fate_unknown(self, lost, "connection lost before the submit response", now)
         pool._schedule_pump()
@@ -386,7 +386,7 @@ class CarrierPool:
                         await self._idle.wait()
                         self._idle.clear()
             except TimeoutError:
-                log.warning("carrier %s: drain deadline passed with submits outstanding", self.name)
+                log.warning("carrier %s: drain deadline passed with submits outstanding", self.name, extra={"carrier": self.name})
         for bind in self._binds:
             conn = bind.conn
             if bind.state == BindState.UP and conn is not None and conn.session.is_bound:
@@ -474,7 +474,7 @@ class CarrierPool:
                     attempt += 1
                     round_failures = 0
                 bind.endpoint_index += 1
-                log.warning("carrier %s bind %s: cannot connect (%s); retry in %.1f s", self.name, bind.name, bind.last_error, delay)
+                log.warning("carrier %s bind %s: cannot connect (%s); retry in %.1f s", self.name, bind.name, bind.last_error, delay, extra={"carrier": self.name, "bind": bind.name})
                 await asyncio.sleep(delay)
                 continue
             if status not in (Status.ESME_ROK, Status.ESME_RALYBND):
@@ -487,19 +487,19 @@ class CarrierPool:
                     refused += 1
                     log.error(
                         "carrier %s bind %s: %s — check system_id/password; retrying only every %.0f s",
-                        self.name, bind.name, bind.last_error, delay,
+                        self.name, bind.name, bind.last_error, delay, extra={"carrier": self.name, "bind": bind.name},
                     )
                 else:
                     delay = backoff.delay(attempt)
                     attempt += 1
-                    log.warning("carrier %s bind %s: %s; retry in %.1f s", self.name, bind.name, bind.last_error, delay)
+                    log.warning("carrier %s bind %s: %s; retry in %.1f s", self.name, bind.name, bind.last_error, delay, extra={"carrier": self.name, "bind": bind.name})
                 await asyncio.sleep(delay)
                 continue
             attempt = refused = round_failures = 0
             bind.state = BindState.UP
             bind.counters["binds"] += 1
             bind.last_error = ""
-            log.info("carrier %s bind %s up (%s to %s:%s)", self.name, bind.name, bind.kind, endpoint.host, endpoint.port)
+            log.info("carrier %s bind %s up (%s to %s:%s)", self.name, bind.name, bind.kind, endpoint.host, endpoint.port, extra={"carrier": self.name, "bind": bind.name})
             self._schedule_pump()
             await conn.closed.wait()
             if not self._closing:
@@ -648,7 +648,7 @@ class CarrierPool:
             assert feedback is not None
             if feedback.throttled(now, self.achieved_rate(now)):
                 self.throttle_events.append((now, feedback.rate))
-                log.info("carrier %s throttled (%s): rate now %.1f/s", self.name, name, feedback.rate)
+                log.info("carrier %s throttled (%s): rate now %.1f/s", self.name, name, feedback.rate, extra={"carrier": self.name})
                 self._apply_rate(now)
             self._retry_now.append(sub)
         elif outcome is Outcome.TRANSIENT:

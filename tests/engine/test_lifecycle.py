@@ -553,3 +553,19 @@ async def test_smsc_killed_mid_window_and_restarted(tmp_path: Path, resend: bool
         assert statuses.count("indefinite") == fate_unknown
         assert statuses.count("delivered") == n - fate_unknown
         assert both <= n  # nothing sent twice
+
+
+@pytest.mark.looptime
+async def test_a_message_parked_behind_a_waiting_au_number_goes_with_no_other_traffic(tmp_path: Path) -> None:
+    """B is offered while A's number is in its 12 s wait (A ended already): the pacer
+    parks B, and a timer must wake the pool then — nothing else would."""
+    async with simulator("au", dlr_delay_ms=200) as sim:
+        cfg = config(tmp_path, {"au": sim})
+        async with running(cfg) as (engine, log):
+            (a,) = await _ids(engine, [_req(7, "au", text="first")])
+            await log.wait_finals([a], timeout=30)
+            (b,) = await _ids(engine, [_req(7, "au", text="second")])
+            await log.wait_finals([b], timeout=30)
+    assert log.finals[b].status == "delivered"
+    first, second = sim.submit_times(_wire(_req(7, "au")))
+    assert second - first == pytest.approx(12.2, abs=1.0)

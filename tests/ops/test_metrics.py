@@ -81,6 +81,10 @@ async def test_metrics_move_and_need_no_token(tmp_path):
         counts = [v for _le, v in buckets]
         assert counts == sorted(counts)
         assert value(after, "denpo_store_commit_seconds_count") > value(before, "denpo_store_commit_seconds_count")
+        assert value(after, "denpo_accept_to_submit_seconds_count", carrier="docomo") == 20
+        assert value(after, "denpo_submit_to_receipt_seconds_count", carrier="docomo") == 20
+        assert value(after, "denpo_submit_to_receipt_seconds_sum", carrier="au") > 0
+        assert value(after, "denpo_carrier_receipts_total", carrier="docomo", result="delivered") == 20
         assert value(after, "denpo_pacing_table_numbers", carrier="au") >= 0
         assert value(after, "denpo_bind_up", carrier="au") == 1
         assert value(after, "denpo_http_draining") == 0
