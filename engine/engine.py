@@ -496,6 +496,7 @@ class Engine:
         self.correlator = Correlator(schemes=schemes)
         self.carriers = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
         self.backlog = 0  # accepted, not yet submitted (memory and store)
+        self.backlog_by_priority: dict[str, int] = {p: 0 for p in _PRIORITY_NAMES}
         self.counters: collections.Counter[str] = collections.Counter()
         self._live: dict[int, _Msg] = {}  # every message the engine is working on, by id
         self._awaiting: collections.deque[tuple[float, _Msg]] = collections.deque()
@@ -622,6 +623,7 @@ class Engine:
             lane.spilled = True
             lane.after_id = 0
             self.backlog += count
+            self.backlog_by_priority[priority] += count
         after = 0
         in_flight: dict[str, set[str]] = {}
         while True:
@@ -804,6 +806,7 @@ class Engine:
                 out.append(None)
                 continue
             self.backlog += 1
+            self.backlog_by_priority[row.priority] += 1
             msg = _Msg(row)
             msg.accepted_at = now
             msg.plan = text_plan
@@ -1111,6 +1114,7 @@ class Engine:
         if msg.in_backlog:
             msg.in_backlog = False
             self.backlog -= 1
+            self.backlog_by_priority[msg.priority] -= 1
 
     def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
         final = status in _FINAL_VALUES
@@ -1458,6 +1462,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         return {
             "backlog": self.backlog,
+            "backlog_by_priority": dict(self.backlog_by_priority),
             "live": len(self._live),
             "awaiting_receipts": len(self._awaiting),
             "scheduled": len(self._scheduled),

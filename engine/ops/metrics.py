@@ -119,6 +119,16 @@ class EngineCollector(Collector):
         ):
             if key in stats:
                 yield GaugeMetricFamily(name, text, value=_num(stats[key]))
+        if "backlog_by_priority" in stats:
+            by = GaugeMetricFamily("denpo_backlog_priority_messages", "Backlog by priority", labels=["priority"])
+            for priority, n in sorted(stats["backlog_by_priority"].items()):
+                by.add_metric([priority], _num(n))
+            yield by
+        if "loop_lag" in stats:
+            yield GaugeMetricFamily("denpo_loop_lag_max_seconds", "Longest an event-loop timer ran late", value=(_num(stats["loop_lag"].get("max_ms")) or 0.0) / 1000)
+            lag = HistogramMetricFamily("denpo_loop_lag_seconds", "How late the event loop ran a 0.1 s timer")
+            _histogram(lag, [], stats["loop_lag"].get("histogram"))
+            yield lag
         counters: Mapping[str, Any] = stats.get("counters") or {}
         if not stats:
             return
@@ -193,6 +203,7 @@ class EngineCollector(Collector):
             "bind_capacity": GaugeMetricFamily("denpo_bind_window_capacity", "The bind's window (0: a receiver)", labels=["carrier", "bind"]),
             "latency": HistogramMetricFamily("denpo_submit_response_seconds", "submit_sm → submit_sm_resp", labels=["carrier", "bind"]),
             "receipts": CounterMetricFamily("denpo_carrier_receipts", "Final part receipts by result", labels=["carrier", "result"]),
+            "bind_responses": CounterMetricFamily("denpo_bind_responses", "submit_sm responses on the bind by command_status", labels=["carrier", "bind", "status"]),
             "to_submit": HistogramMetricFamily("denpo_accept_to_submit_seconds", "Accepted → every part with the carrier", labels=["carrier"]),
             "to_final": HistogramMetricFamily("denpo_submit_to_receipt_seconds", "Submitted → final status from the receipts", labels=["carrier"]),
         }
@@ -243,6 +254,8 @@ class EngineCollector(Collector):
                     f["bind_state"].add_metric([name, bind, s], 1.0 if state == s else 0.0)
                 bc = b.get("counters") or {}
                 f["bind_submitted"].add_metric([name, bind], _num(bc.get("submitted")))
+                for status, n in sorted((b.get("responses") or {}).items()):
+                    f["bind_responses"].add_metric([name, bind, status], _num(n))
                 f["bind_reconnects"].add_metric([name, bind], max(0.0, (_num(bc.get("binds")) or 0.0) - 1))
                 for key, value in sorted(bc.items()):
                     if key != "submitted":

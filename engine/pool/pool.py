@@ -178,6 +178,7 @@ class _Bind:
         self.waiter: asyncio.Future[int] | None = None
         self.last_error = ""
         self.counters: collections.Counter[str] = collections.Counter()
+        self.responses: collections.Counter[str] = collections.Counter()  # submit_sm responses by status
         self.latency = Histogram()
         self.attempts: collections.deque[float] = collections.deque(maxlen=32)  # recent connect times
         self.timed_out: list[Submission] = []  # submits whose deadline passed, until the drop hands them back
@@ -635,10 +636,12 @@ class CarrierPool:
         bind.latency.observe(latency)
         if status == 0 and pdu.command_id == _SUBMIT_SM_RESP:
             self.responses["ESME_ROK"] += 1
+            bind.responses["ESME_ROK"] += 1
             self.sink.submitted(sub, pdu.message_id, bind.name, now)
             return
         name = status_name(status) if pdu.command_id == _SUBMIT_SM_RESP else f"generic_nack:{status_name(status)}"
         self.responses[name] += 1
+        bind.responses[name] += 1
         outcome = classify(status, self._overrides) if pdu.command_id == _SUBMIT_SM_RESP else Outcome.SESSION
         if outcome is Outcome.OK:  # an override said so, but there is no message id to record
             outcome = Outcome.PERMANENT
@@ -705,6 +708,7 @@ class CarrierPool:
                     "window": self.window if b.sends else 0,
                     "last_error": b.last_error,
                     "counters": dict(b.counters),
+                    "responses": dict(b.responses),
                     "submit_latency_s": b.latency.as_dict(),
                 }
                 for b in self._binds

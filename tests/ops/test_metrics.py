@@ -85,6 +85,9 @@ async def test_metrics_move_and_need_no_token(tmp_path):
         assert value(after, "denpo_submit_to_receipt_seconds_count", carrier="docomo") == 20
         assert value(after, "denpo_submit_to_receipt_seconds_sum", carrier="au") > 0
         assert value(after, "denpo_carrier_receipts_total", carrier="docomo", result="delivered") == 20
+        assert sum(v for (n, ls), v in after.items() if n == "denpo_bind_responses_total" and dict(ls)["carrier"] == "docomo") == 20
+        assert value(after, "denpo_backlog_priority_messages", priority="normal") == 0  # all sent
+        assert ("denpo_loop_lag_seconds_count", ()) in after
         assert value(after, "denpo_pacing_table_numbers", carrier="au") >= 0
         assert value(after, "denpo_bind_up", carrier="au") == 1
         assert value(after, "denpo_http_draining") == 0
