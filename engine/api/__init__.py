@@ -25,8 +25,9 @@ class SubmitRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dlr_mask: int = 0  # which reports dlr_url gets: 1 delivered, 2 failed, 8 SMSC accepted, 16 SMSC rejected
 
 
-class Accepted(msgspec.Struct, kw_only=True):
-    """The message is durably stored (or was already: ``duplicate``)."""
+class Accepted(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The message is durably stored (or was already: ``duplicate``).  Also the
+    HTTP API's answer (encoded as is: ``client_ref`` and ``duplicate`` only when set)."""
 
     id: str
     status: str

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from engine.api import Accepted, SubmitError, SubmitRequest
+from engine.api import SubmitError, SubmitRequest
 from engine.api.auth import Gate
 from engine.api.schema import BatchIn, FieldError, MessageIn, decode_errors, problem_body
 from engine.ops.config import Config
@@ -84,17 +84,6 @@ def _error_item(exc: SubmitError) -> dict[str, Any]:
     if exc.temporary:
         item["temporary"] = True
     return item
-
-
-def _accepted_dict(a: Accepted) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": a.id, "status": a.status, "carrier": a.carrier, "to": a.to, "parts": a.parts, "billing_units": a.billing_units,
-    }
-    if a.client_ref is not None:
-        out["client_ref"] = a.client_ref
-    if a.duplicate:
-        out["duplicate"] = True
-    return out
 
 
 class HttpApi:
@@ -271,7 +260,7 @@ class HttpApi:
         (result,) = await self.engine.submit_many([submit])
         if isinstance(result, SubmitError):
             return self._refused(result)
-        return Reply(202, _encode(_accepted_dict(result)))  # a retry (duplicate) gets the same answer
+        return Reply(202, _encode(result))  # a retry (duplicate) gets the same answer
 
     async def _post_batch(self, request: Request) -> Reply:
         account = self._account(request, self._bearer(request))
@@ -294,7 +283,7 @@ class HttpApi:
             )
         if not items:
             return _problem("validation", 422, "no messages", [FieldError("messages", "too_short", "at least one message")])
-        results: list[dict[str, Any] | None] = [None] * len(items)
+        results: list[Any] = [None] * len(items)
         requests: list[SubmitRequest] = []
         where: list[int] = []
         for k, item in enumerate(items):
@@ -314,7 +303,7 @@ class HttpApi:
                     results[k] = {"error": _error_item(result)}
                     temporary += result.temporary
                 else:
-                    results[k] = _accepted_dict(result)
+                    results[k] = result
                     accepted += 1
         body = {"accepted": accepted, "rejected": len(items) - accepted, "results": results}
         if accepted == 0 and temporary == len(items):

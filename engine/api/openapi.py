@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
+from engine.api import Accepted
 from engine.api.schema import (
     PROBLEM_TYPES,
-    AcceptedOut,
     BatchIn,
     ItemError,
     MessageIn,
@@ -70,7 +70,7 @@ def _responses(ok: dict[str, Any], *errors: int) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [MessageIn, BatchIn, AcceptedOut, MessageOut, Problem, ItemError, RefusedItem], ref_template=_REF
+        [MessageIn, BatchIn, Accepted, MessageOut, Problem, ItemError, RefusedItem], ref_template=_REF
     )
     components["BatchOut"] = {
         "title": "BatchOut",
@@ -79,7 +79,7 @@ def openapi_document() -> dict[str, Any]:
         "properties": {
             "accepted": {"type": "integer"},
             "rejected": {"type": "integer"},
-            "results": {"type": "array", "items": {"anyOf": [{"$ref": _REF.format(name="AcceptedOut")}, {"$ref": _REF.format(name="RefusedItem")}]}},
+            "results": {"type": "array", "items": {"anyOf": [{"$ref": _REF.format(name="Accepted")}, {"$ref": _REF.format(name="RefusedItem")}]}},
         },
         "required": ["accepted", "rejected", "results"],
     }
@@ -103,7 +103,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Send one SMS",
                     "operationId": "sendMessage",
                     "requestBody": {"required": True, "content": _json("MessageIn")},
-                    "responses": _responses({"202": {"description": "stored", "content": _json("AcceptedOut")}}, 400, 413, 415, 422, 503),
+                    "responses": _responses({"202": {"description": "stored", "content": _json("Accepted")}}, 400, 413, 415, 422, 503),
                 }
             },
             "/v1/messages/batch": {

@@ -19,7 +19,6 @@ from msgspec import Meta
 __all__ = [
     "MessageIn",
     "BatchIn",
-    "AcceptedOut",
     "BatchOut",
     "MessageOut",
     "ItemError",
@@ -54,19 +53,6 @@ class BatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     messages: list[MessageIn]
 
 
-class AcceptedOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """202 to ``POST /v1/messages``; an accepted item of a batch."""
-
-    id: str
-    status: str
-    carrier: str
-    to: str
-    parts: int
-    billing_units: int
-    client_ref: str | None = None
-    duplicate: bool = False  # a retry with a client_ref already used: the same message
-
-
 class ItemError(msgspec.Struct, kw_only=True, omit_defaults=True):
     field: str
     reason: str
@@ -87,7 +73,7 @@ class BatchOut(msgspec.Struct, kw_only=True):
 
     accepted: int
     rejected: int
-    results: list[Any]  # AcceptedOut or RefusedItem (see the OpenAPI document)
+    results: list[Any]  # engine.api.Accepted or RefusedItem (see the OpenAPI document)
 
 
 class HistoryEntry(msgspec.Struct):

@@ -25,7 +25,6 @@ from typing import Any, Self
 from urllib.parse import unquote
 
 import httptools
-import msgspec
 
 from engine.api.http import PROBLEM, HttpApi, Reply, Request
 from engine.api.schema import PROBLEM_TYPES, problem_body

@@ -3,7 +3,6 @@ loop (real time; waits poll a condition, never sleep)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
