@@ -108,7 +108,7 @@ class _Msg:
 class _Lane:
     """The queued messages of one account at one priority on one carrier."""
 
-    __slots__ = ("queue", "spilled", "after_id", "deficit", "loading")
+    __slots__ = ("queue", "spilled", "after_id", "deficit", "loading", "arrived")
 
     def __init__(self) -> None:
         self.queue: collections.deque[_Msg] = collections.deque()
@@ -116,6 +116,7 @@ class _Lane:
         self.after_id = 0
         self.deficit = 0
         self.loading = False
+        self.arrived = False  # a message went to the store for this lane since its last load began
 
 
 class _Carrier:
@@ -318,6 +319,7 @@ class _Carrier:
             if not lane.spilled:
                 lane.spilled = True
                 lane.after_id = lane.queue[-1].id if lane.queue else msg.id - 1
+            lane.arrived = True  # a load reading the store right now may not see it: it keeps the lane spilled
             return False
         self._append(lane, msg)
         return True
@@ -1005,6 +1007,7 @@ class Engine:
                     if not lane.spilled:
                         continue
                     limit = min(budget, 5000)
+                    lane.arrived = False
                     rows = await self.store.load_lane(carrier.name, priority, account, after_id=lane.after_id, limit=limit)
                     callbacks = await self.store.load_callbacks([r.id for r in rows])
                     wall = self.wall()
@@ -1024,8 +1027,10 @@ class Engine:
                         self._live[msg.id] = msg
                         carrier._append(lane, msg)
                         budget -= 1
-                    if len(rows) < limit:
-                        lane.spilled = False  # the store holds no more of this lane
+                    if len(rows) < limit and not lane.arrived:
+                        # the store holds no more of this lane (one accepted while the rows
+                        # were read may be missing from them: then the lane stays spilled)
+                        lane.spilled = False
         finally:
             self._loading.discard(carrier.name)
             carrier.wake()

@@ -56,3 +56,33 @@ async def test_a_caller_cancelled_while_storing_loses_nothing(tmp_path: Path) ->
             await settle(engine.store.flush())
             await log.wait(lambda: len(log.finals) == 3, timeout=30)  # stored, so queued and sent all the same
             assert sorted(e.to for e in log.finals.values()) == [f"+8170{i:08d}" for i in range(3)]
+
+
+@pytest.mark.looptime
+async def test_messages_accepted_while_a_spilled_lane_is_read_are_not_left_behind(tmp_path: Path) -> None:
+    """The lane is spilled (more than the working set); while the engine reads the
+    store for it, more messages are accepted for the same lane.  The read may not
+    see them: the lane must stay spilled until a read does, or they are never sent."""
+    async with simulator("docomo", dlr_delay_ms=50) as sim:
+        cfg = config(tmp_path, {"docomo": sim}, engine={"working_set": 10})
+        async with running(cfg) as (engine, log):
+            reading = asyncio.Event()
+            release = asyncio.Event()
+            load_lane = engine.store.load_lane
+            first = [True]
+
+            async def slow_load_lane(*args, **kwargs):
+                rows = await load_lane(*args, **kwargs)  # the snapshot is taken here...
+                if first[0]:
+                    first[0] = False
+                    reading.set()
+                    await release.wait()  # ... and the engine goes on while it is "being read"
+                return rows
+
+            engine.store.load_lane = slow_load_lane
+            ids = [r.id for r in await settle(engine.submit_many([_req(i) for i in range(12)]))]  # 2 spill
+            await reading.wait()
+            ids += [r.id for r in await settle(engine.submit_many([_req(100 + i) for i in range(10)]))]
+            release.set()
+            await log.wait_finals(ids, timeout=60)
+            assert all(log.finals[i].status == "delivered" for i in ids)

@@ -138,9 +138,15 @@ async def test_sigterm_mid_run_then_restart_loses_nothing(tmp_path):
                 assert await post(client, batch)
         db = sqlite3.connect(f"file:{tmp_path / 'var' / 'denpo.db'}?mode=ro", uri=True)
         marks = ", ".join("?" for _ in FINAL)
-        async with asyncio.timeout(180):
-            while db.execute(f"SELECT count(*) FROM messages WHERE status NOT IN ({marks})", FINAL).fetchone()[0]:
-                await asyncio.sleep(0.2)  # polling the store read-only while the engine finishes
+        try:
+            async with asyncio.timeout(180):
+                while db.execute(f"SELECT count(*) FROM messages WHERE status NOT IN ({marks})", FINAL).fetchone()[0]:
+                    await asyncio.sleep(0.2)  # polling the store read-only while the engine finishes
+        except TimeoutError:
+            stuck = db.execute(
+                f"SELECT carrier, status, count(*) FROM messages WHERE status NOT IN ({marks}) GROUP BY carrier, status", FINAL
+            ).fetchall()
+            raise AssertionError(f"not final after the restart: {stuck}") from None
         rows = dict(db.execute("SELECT printf('%016x', id), status FROM messages").fetchall())
         counts: dict[str, int] = {}
         for status in rows.values():
