@@ -837,11 +837,6 @@ class Engine:
 
     def _accept_pass(self) -> None:
         batch, self._accepts = self._accepts, []
-        if len(batch) == 1:
-            rows, callbacks, future = batch[0]
-            task = self._loop.create_task(self.store.accept(rows, callbacks))  # type: ignore[union-attr]
-            task.add_done_callback(lambda t: _settle(future, t))
-            return
         merged: list[NewMessage] = [row for rows, _cb, _f in batch for row in rows]
         merged_callbacks = None
         if any(cb is not None for _r, cb, _f in batch):
@@ -849,18 +844,18 @@ class Engine:
         task = self._loop.create_task(self.store.accept(merged, merged_callbacks))  # type: ignore[union-attr]
 
         def split(t: asyncio.Task[list[tuple[int, bool]]]) -> None:
+            """Each caller gets its own rows' results (or the store's error)."""
             start = 0
             for rows, _cb, future in batch:
-                if future.done():
-                    start += len(rows)
-                    continue
-                if t.cancelled():
-                    future.cancel()
-                elif t.exception() is not None:
-                    future.set_exception(t.exception())  # type: ignore[arg-type]
-                else:
-                    future.set_result(t.result()[start : start + len(rows)])
-                start += len(rows)
+                end = start + len(rows)
+                if not future.done():  # (a caller that gave up: see submit_many)
+                    if t.cancelled():
+                        future.cancel()
+                    elif t.exception() is not None:
+                        future.set_exception(t.exception())  # type: ignore[arg-type]
+                    else:
+                        future.set_result(t.result()[start:end])
+                start = end
 
         task.add_done_callback(split)
 
@@ -1493,17 +1488,6 @@ class Engine:
 _encode = msgspec.json.Encoder().encode
 _LAG_PROBE_S = 0.1
 
-
-def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
-    """Hand a task's outcome to a future (unless the waiter gave up)."""
-    if future.done():
-        return
-    if task.cancelled():
-        future.cancel()
-    elif task.exception() is not None:
-        future.set_exception(task.exception())  # type: ignore[arg-type]
-    else:
-        future.set_result(task.result())
 # Kannel's %A (the SMSC's reply) when the receipt's own stat is not at hand
 _KANNEL_REPLY = {"submitted": "ACK", "delivered": "DELIVRD", "expired": "EXPIRED", "undeliverable": "UNDELIV", "partially_failed": "UNDELIV", "rejected": "REJECTD"}
 
