@@ -51,6 +51,14 @@ def _sim_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+class _Count(int):
+    """An int that remembers it was given on the command line (argparse leaves defaults as they are)."""
+
+
+def _counted(text: str) -> int:
+    return _Count(text)
+
+
 def _int(text: str) -> int:
     return int(text, 0)  # 0x45 as well as 69
 
@@ -142,6 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bench import _harness
 
     argv = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "bench" else [args.mode]
+    args.count_given = isinstance(args.count, _Count)
     if args.mode == "codec":
         from bench.codec_bench import run
 
@@ -193,6 +202,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bench.dlr_bench import run
 
         figures = run(n=args.count, repeats=args.repeats, entries=50_000)
+    elif args.mode == "kannel":
+        from bench.kannel_bench import run
+
+        figures = _run(run(count=args.count if args.count_given else 20_000, pairs=args.pairs, concurrency=args.concurrency))
+    elif args.mode == "soak":
+        from bench.soak import run
+
+        figures = _run(run(duration=args.duration, rate=args.rate))
+        _harness.finish(args.mode, figures, argv=argv)
+        return 0 if figures.get("lost") == 0 and not figures.get("failures") else 1
     else:  # pragma: no cover - argparse restricts the choices
         raise AssertionError(args.mode)
     _harness.finish(args.mode, figures, argv=argv)
@@ -288,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_text_command)
 
     p = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "http", "text", "limiter", "pacing", "dlr"])
+    p.add_argument("mode", choices=["codec", "sim", "pool", "e2e", "http", "kannel", "soak", "text", "limiter", "pacing", "dlr"])
     p.add_argument("--repeats", type=int, default=5, help="codec/text/dlr: runs per figure (median reported)")
     p.add_argument("--seconds", type=float, default=0.5, help="codec/text: seconds per run")
-    p.add_argument("--count", type=int, default=200_000, help="messages to submit (pacing: distinct au numbers; dlr: receipts)")
+    p.add_argument("--count", type=_counted, default=200_000, help="messages to submit (kannel: per run, default 20,000; pacing: distinct au numbers; dlr: receipts)")
+    p.add_argument("--pairs", type=int, default=3, help="kannel: alternating Kannel/denpo run pairs")
+    p.add_argument("--duration", type=float, default=180.0, help="soak: seconds of load with faults on a schedule")
     p.add_argument("--window", type=int, default=100, help="sim: outstanding submits per bind")
     p.add_argument("--binds", type=int, default=None, help="sim/pool: transceiver binds (sim 1, pool 4)")
     p.add_argument("--smsc", metavar="HOST:PORT", help="pool: the SMSC to drive (default: start a denpo sim)")
