@@ -80,7 +80,7 @@ _SMS_LONGEST = max(map(len, SMS_PREFIXES))
 CARRIERS = ("au", "docomo", "softbank", "rakuten")
 
 _SEPARATORS = " \t\u00a0\u3000-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d\u30fc\uff70.\uff0e()\uff08\uff09"
-_TABLE = {ord(c): None for c in _SEPARATORS}
+_TABLE: dict[int, int | None] = {ord(c): None for c in _SEPARATORS}
 _TABLE.update({0xFF10 + i: ord("0") + i for i in range(10)})  # full-width digits
 _TABLE[0xFF0B] = ord("+")  # full-width plus
 
@@ -113,7 +113,7 @@ def _clean(number: object) -> str:
 
 
 def normalize(
-    number: str,
+    number: object,
     *,
     prefixes: Mapping[str, int | None] = SMS_PREFIXES,
     allow_foreign: bool = False,
@@ -333,10 +333,17 @@ class CarrierLookup:
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: object) -> CarrierLookup:
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        fallback: Mapping[str, str] | None = None,
+        prefixes: Mapping[str, int | None] = SMS_PREFIXES,
+        allow_foreign: bool = False,
+    ) -> CarrierLookup:
         """:meth:`from_lines` over a UTF-8 file (a BOM is allowed)."""
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            return cls.from_lines(fh, **kwargs)  # type: ignore[arg-type]
+            return cls.from_lines(fh, fallback=fallback, prefixes=prefixes, allow_foreign=allow_foreign)
 
     def lookup_exact(self, e164: str) -> str | None:
         """The carrier the table names for this E.164 number, or None."""

@@ -58,46 +58,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import msgspec
-
+from engine.dlr._records import CorrelatorConfig, Orphan, Receipt
 from engine.dlr.ids import IdScheme
-from engine.dlr.receipt import Receipt
 
 __all__ = ["Correlator", "CorrelatorConfig", "Orphan"]
-
-
-class CorrelatorConfig(msgspec.Struct, frozen=True, kw_only=True):
-    pending_ttl: float = 60.0
-    """Seconds an unmatched receipt waits for its submit_sm_resp before it is an orphan."""
-    registered_ttl: float = 3 * 86400.0
-    """Late-receipt window: seconds a registered id stays matchable unless forgotten."""
-    linger: float = 600.0
-    """Seconds a forgotten id still matches (duplicate receipts)."""
-    max_pending: int = 20_000
-    """Held receipts, all carriers together."""
-    max_registered: int = 200_000
-    """Registered ids per carrier."""
-    max_lingering: int = 100_000
-    """Forgotten-but-lingering ids per carrier."""
-    orphan_ring: int = 1_000
-    """Orphans kept for inspection (the newest)."""
-
-    def __post_init__(self) -> None:
-        for name in ("pending_ttl", "registered_ttl", "linger"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"CorrelatorConfig.{name} must be >= 0")
-        for name in ("max_pending", "max_registered", "max_lingering", "orphan_ring"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CorrelatorConfig.{name} must be >= 1")
-
-
-class Orphan(msgspec.Struct, frozen=True, gc=False):
-    """A receipt no registered id claimed."""
-
-    carrier: str
-    receipt: Receipt
-    reason: Literal["expired", "evicted", "no_id"]
-    at: float
 
 
 class _Reg:

@@ -43,56 +43,18 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from engine.dlr._keys import _decimal, _hex, _hex_text, _opaque, id_key  # noqa: F401 - re-exported
+
 if TYPE_CHECKING:
-    from engine.dlr.receipt import Receipt
+    from engine.dlr._records import Receipt
 
 __all__ = ["IdForm", "IdScheme", "id_key"]
 
 IdForm = Literal["string", "hex", "decimal"]
 
-_MAX_NUMERAL = 64  # longer "numbers" are keyed as opaque strings (no giant ints)
-
-
-def _opaque(s: str) -> str:
-    k = s.lower().lstrip("0")
-    return k or ("0" if s else "")
-
-
-def _decimal(s: str) -> str | None:
-    if s.isdigit() and s.isascii() and len(s) <= _MAX_NUMERAL:
-        return s.lstrip("0") or "0"
-    return None
-
-
-def _hex(s: str) -> str | None:
-    # isalnum + isascii rule out what int() would otherwise forgive: sign, "_", white space
-    if s.isalnum() and s.isascii() and len(s) <= _MAX_NUMERAL:
-        try:
-            return str(int(s, 16))  # also takes a 0x prefix
-        except ValueError:
-            return None
-    return None
-
-
-def _hex_text(s: str) -> str | None:
-    """A decimal id written as lower-case hex (to meet an opaque hex response id)."""
-    if s.isdigit() and s.isascii() and len(s) <= _MAX_NUMERAL:
-        return "%x" % int(s)
-    return None
-
-
-def id_key(raw: str, form: str) -> str:
-    """The key of one id written in ``form`` (``string``, ``hex`` or ``decimal``); "" for an empty id."""
-    s = raw.strip()
-    if not s:
-        return ""
-    if form == "decimal":
-        k = _decimal(s)
-    elif form == "hex":
-        k = _hex(s)
-    else:
-        k = None
-    return _opaque(s) if k is None else k
+# The key functions are compiled by the native build (engine/dlr/_keys.py); the
+# Struct stays here, interpreted: mypyc drops class keywords such as frozen=True
+# (python/mypy#21938).
 
 
 class IdScheme(msgspec.Struct, frozen=True, gc=False):

@@ -110,7 +110,8 @@ def message_outcome(parts: Sequence[PartResult | str | None], timed_out: bool = 
     if not n:
         raise ValueError("a message has at least one part")
     d = f = e = 0
-    for p in parts:
+    entries: Sequence[object] = parts  # (compiled, a wrong entry must still reach the ValueError below)
+    for p in entries:
         if p is None:
             continue
         if p == _D:

@@ -35,8 +35,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-import msgspec
-
+from engine.dlr._records import Receipt
 from engine.smpp.constants import MessageState, Tag
 
 __all__ = [
@@ -95,31 +94,6 @@ def state_for_stat(stat: str) -> int | None:
 def stat_for_state(state: int) -> str | None:
     """The Appendix B ``stat`` word for a message_state (1-8), or None."""
     return _STAT_OF_STATE.get(state)
-
-
-class Receipt(msgspec.Struct, frozen=True, gc=False):
-    """One delivery receipt (or intermediate notification), as the SMSC wrote it.
-
-    ``message_id`` is the TLV id when present, else the text ``id:``
-    ("" when there is neither but a state was found).  Every text field is
-    raw (stripped of surrounding spaces), ``None`` when absent."""
-
-    message_id: str
-    tlv_id: str | None = None
-    text_id: str | None = None
-    state: int | None = None
-    stat: str | None = None
-    err: str | None = None
-    network_error: tuple[int, int] | None = None
-    submit_date: str | None = None
-    done_date: str | None = None
-    sub: str | None = None
-    dlvrd: str | None = None
-    text: str | None = None
-    final: bool = False
-    delivered: bool = False
-    source_addr: str = ""
-    destination_addr: str = ""
 
 
 # A label starts the text or follows white space; its value ends where the

@@ -63,8 +63,8 @@ message store — the store, not a snapshot, knows them) go in ``restore``'s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Pacer"]
 
@@ -339,8 +339,8 @@ class Pacer(Generic[T]):
         ``now``.  Offsets, not times: the caller stores ``wall_now + seconds_left``."""
         return [(_number(k), nb - now) for k, nb in self._nb.items() if nb > now]
 
-    def restore(self, entries: Iterable[tuple[str, float]], now: float, in_flight: Iterable[str] = ()) -> None:
-        """Load a snapshot: each ``(number, seconds_left)`` becomes a not-before of
+    def restore(self, entries: Iterable[Sequence[Any]], now: float, in_flight: Iterable[str] = ()) -> None:
+        """Load a snapshot: each ``(number, seconds_left)`` (a tuple, or a list read back from JSON) becomes a not-before of
         ``now + seconds_left`` (kept if later than what is held; ≤ 0 is ignored).
         ``in_flight`` numbers are blocked until the caller calls :meth:`ended`
         for them."""

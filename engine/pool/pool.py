@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import heapq
 import itertools
 import logging
 import math
 import random
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Final, Iterable, Protocol, cast
 
 import msgspec
 
@@ -49,6 +50,7 @@ from engine.smpp.pdu import (
     BindTransmitter,
     Pdu,
     SubmitSm,
+    SubmitSmResp,
     Unbind,
 )
 from engine.smpp.session import ProtocolError, Request, Response, Role, Session, Timeout, Unbound
@@ -155,11 +157,11 @@ class _Ack:
 
 
 class BindState:
-    DOWN = "down"
-    CONNECTING = "connecting"
-    BINDING = "binding"
-    UP = "up"
-    CLOSED = "closed"
+    DOWN: Final = "down"
+    CONNECTING: Final = "connecting"
+    BINDING: Final = "binding"
+    UP: Final = "up"
+    CLOSED: Final = "closed"
 
 
 class _Bind:
@@ -449,7 +451,7 @@ class CarrierPool:
             try:
                 async with asyncio.timeout(s.connect_timeout_s):
                     _t, conn = await loop.create_connection(
-                        lambda s=session: SmppConnection(s, bind, clock=self._clock), endpoint.host, endpoint.port
+                        functools.partial(SmppConnection, session, bind, clock=self._clock), endpoint.host, endpoint.port
                     )
                 bind.conn = conn
                 bind.state = BindState.BINDING
@@ -637,7 +639,7 @@ class CarrierPool:
         if status == 0 and pdu.command_id == _SUBMIT_SM_RESP:
             self.responses["ESME_ROK"] += 1
             bind.responses["ESME_ROK"] += 1
-            self.sink.submitted(sub, pdu.message_id, bind.name, now)
+            self.sink.submitted(sub, cast(SubmitSmResp, pdu).message_id, bind.name, now)
             return
         name = status_name(status) if pdu.command_id == _SUBMIT_SM_RESP else f"generic_nack:{status_name(status)}"
         self.responses[name] += 1

@@ -135,7 +135,7 @@ TLV_KINDS: dict[int, str] = {
     Tag.ITS_REPLY_TYPE: "u8",
     Tag.ITS_SESSION_INFO: "octets",
 }
-_TLV_CSTR_MAX = {Tag.ADDITIONAL_STATUS_INFO_TEXT: 256, Tag.RECEIPTED_MESSAGE_ID: 65}
+_TLV_CSTR_MAX: dict[int, int] = {Tag.ADDITIONAL_STATUS_INFO_TEXT: 256, Tag.RECEIPTED_MESSAGE_ID: 65}
 
 
 def _tlv_u8(v: bytes) -> int | bytes:
@@ -534,14 +534,15 @@ def _decode_frame(b: bytes, start: int, end: int) -> Pdu:
         raise SmppProtocolError(
             f"unknown command_id 0x{cmd:08X}", sequence_number=seq, command_id=cmd, status=Status.ESME_RINVCMDID
         )
+    # one name per exception type: compiled (mypyc), a name keeps the type of its first binding
     try:
         return decoder(b, start + 16, end, seq, status)
-    except _TlvStreamError as exc:
+    except _TlvStreamError as bad_tlvs:
         raise SmppProtocolError(
-            str(exc), sequence_number=seq, command_id=cmd, status=Status.ESME_RINVOPTPARSTREAM
+            str(bad_tlvs), sequence_number=seq, command_id=cmd, status=Status.ESME_RINVOPTPARSTREAM
         ) from None
-    except _FieldError as exc:
-        raise SmppProtocolError(str(exc), sequence_number=seq, command_id=cmd, status=exc.status) from None
+    except _FieldError as bad_field:
+        raise SmppProtocolError(str(bad_field), sequence_number=seq, command_id=cmd, status=bad_field.status) from None
     except (IndexError, ValueError, struct.error) as exc:
         raise SmppProtocolError(
             f"body does not fit command_length: {exc}", sequence_number=seq, command_id=cmd
@@ -562,7 +563,7 @@ def _check_length(length: int, max_frame: int, b: bytes, start: int) -> None:
         )
 
 
-def decode(frame: bytes, *, max_frame: int = DEFAULT_MAX_FRAME) -> Pdu:
+def decode(frame: bytes | bytearray | memoryview, *, max_frame: int = DEFAULT_MAX_FRAME) -> Pdu:
     """Decode exactly one complete PDU."""
     frame = bytes(frame)
     if len(frame) < 4:

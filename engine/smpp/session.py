@@ -32,11 +32,20 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-import msgspec
-
 from engine.smpp.codec import DEFAULT_MAX_FRAME, PduDecoder, encode, pack_header as _pack_header
 from engine.smpp.constants import RESPONSE_BIT, CommandId, Status
 from engine.smpp.errors import SmppProtocolError, SmppStateError, WindowFull
+from engine.smpp.events import (
+    Event,
+    Idle,
+    IllegalRequest,
+    ProtocolError,
+    Request,
+    Response,
+    Timeout,
+    UnexpectedResponse,
+    Unbound,
+)
 from engine.smpp.pdu import (
     PDU_TYPES,
     EnquireLink,
@@ -134,73 +143,6 @@ _SEND_OK = {(role, state): _allowed(role, state) for role in Role for state in S
 _RECV_OK = {
     (role, state): _allowed(Role.SMSC if role is Role.ESME else Role.ESME, state) for role in Role for state in State
 }
-
-
-# --- events ---------------------------------------------------------------------
-
-
-class Event(msgspec.Struct, gc=False):
-    """Something the session tells its caller.  Events are plain data."""
-
-
-class Request(Event, gc=False):
-    """A request from the peer; answer it with ``session.send(resp)``
-    (outbind and alert_notification take no answer)."""
-
-    pdu: Pdu
-
-
-class Response(Event, gc=False):
-    """The answer to one of our requests; ``context`` is what was given to :meth:`Session.send`."""
-
-    pdu: Pdu
-    context: Any
-    sent_at: float
-    request_command_id: int
-
-
-class Timeout(Event, gc=False):
-    """No response within ``response_timeout``; the request left the window.
-
-    For an ``enquire_link`` this means the link is dead."""
-
-    sequence_number: int
-    command_id: int
-    context: Any
-    sent_at: float
-
-
-class Unbound(Event, gc=False):
-    """The unbind exchange completed; the session is CLOSED."""
-
-    by_peer: bool
-
-
-class ProtocolError(Event, gc=False):
-    """The peer sent something malformed; it was answered with generic_nack.
-    When ``error.fatal`` the session is CLOSED."""
-
-    error: SmppProtocolError
-
-
-class IllegalRequest(Event, gc=False):
-    """A request the peer may not send in this state; answered with ``status``
-    (None when the PDU has no response)."""
-
-    pdu: Pdu
-    status: int | None
-
-
-class UnexpectedResponse(Event, gc=False):
-    """A response that matches no outstanding request of ours."""
-
-    pdu: Pdu
-
-
-class Idle(Event, gc=False):
-    """Nothing received for ``inactivity_timeout`` seconds."""
-
-    last_received: float
 
 
 # --- the session ----------------------------------------------------------------
