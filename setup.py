@@ -1,11 +1,12 @@
 """Optional native build: the hot modules compiled with mypyc (scripts/setup builds it).
 
-Without ``DENPO_NATIVE=1`` this adds nothing and denpo installs as pure Python.
-With it, the modules listed in pyproject.toml (``[tool.denpo] native-modules``)
-become C extensions next to their ``.py`` sources
-(``DENPO_NATIVE=1 python setup.py build_ext --inplace``); Python imports an
-extension before the source of the same name, and ``DENPO_PURE_PYTHON=1``
-makes it skip them again (engine/__init__.py).
+Without ``DENPO_NATIVE_BUILD=1`` this adds nothing and denpo installs as pure
+Python.  With it, the modules listed in pyproject.toml (``[tool.denpo]
+native-modules``) become C extensions next to their ``.py`` sources
+(``DENPO_NATIVE_BUILD=1 python setup.py build_ext --inplace``, which is what
+scripts/build-native runs).  Python imports an extension before the source of the
+same name; engine/__init__.py falls back to the sources when they are newer than
+the build, and when ``DENPO_PURE_PYTHON=1``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def native_modules() -> list[str]:
 
 
 ext_modules = []
-if os.environ.get("DENPO_NATIVE") == "1":
+if os.environ.get("DENPO_NATIVE_BUILD") == "1":
     from mypyc.build import mypycify
 
     ext_modules = mypycify(native_modules(), opt_level="3", group_name="engine._native")

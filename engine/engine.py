@@ -33,6 +33,7 @@ from typing import Any, AsyncIterator, Callable
 import msgspec
 
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
+from engine._events import event_stream
 from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
 from engine.flow.backoff import Histogram
 from engine.flow.pacing import Pacer
@@ -44,7 +45,6 @@ from engine.ops.config import CARRIERS, CarrierSettings, Config
 from engine.pool import CarrierPool, Submission
 from engine.smpp.codec import submit_sm_body
 from engine.smpp.constants import Status, Tag, status_name
-from engine.smpp.pdu import Pdu
 from engine.store import NewMessage, PartRecord, SqliteStore, StoredMessage, Update
 from engine.store.base import format_id, parse_id
 from engine.text import TextError, decode_wire, plan
@@ -132,6 +132,8 @@ class _Carrier:
         self.active: dict[str, collections.deque[str]] = {p: collections.deque() for p in _PRIORITY_NAMES}
         self.front: collections.deque[_Msg] = collections.deque()  # admitted already: resends, partly sent
         self.in_ram = 0  # queued messages held in memory: in lanes or parked at the pacing gate
+        self.in_ram_peak = 0  # the most in_ram has been (high-water mark)
+        self.front_peak = 0  # the most admitted-but-unsent messages a take() left in front (high-water mark)
         self.pool: CarrierPool | None = None
         self.quantum = 10  # parts per DRR round per unit of account weight
         self.uncommitted = 0  # accepted by the carrier, not yet committed as such
@@ -146,6 +148,12 @@ class _Carrier:
     # --- the pool's source ------------------------------------------------------------
 
     def take(self, n: int, now: float) -> list[Submission]:
+        out = self._take(n, now)
+        if len(self.front) > self.front_peak:
+            self.front_peak = len(self.front)
+        return out
+
+    def _take(self, n: int, now: float) -> list[Submission]:
         engine = self.engine
         out: list[Submission] = []
         if engine.store.queued_ops > engine.store_lag_limit:
@@ -331,6 +339,8 @@ class _Carrier:
                 active.append(msg.account)
         lane.queue.append(msg)
         self.in_ram += 1
+        if self.in_ram > self.in_ram_peak:
+            self.in_ram_peak = self.in_ram
 
     def wake(self) -> None:
         if self.pool is not None:
@@ -441,13 +451,16 @@ class _Carrier:
                 active.appendleft(msg.account)
         lane.queue.appendleft(msg)
         self.in_ram += 1
+        if self.in_ram > self.in_ram_peak:
+            self.in_ram_peak = self.in_ram
 
     def returned(self, subs: list[Submission], now: float) -> None:
         pass  # still queued in the store: recovered on the next start
 
-    def delivered(self, pdu: Pdu, bind: str, now: float, ack: Callable[..., None]) -> bool:
+    def delivered(self, pdu: Any, bind: str, now: float, ack: Callable[..., None]) -> bool:
         """Receipts are answered once what they changed is committed: a crash
-        before that makes the carrier deliver them again, not lose them."""
+        before that makes the carrier deliver them again, not lose them.
+        (``pdu``: a deliver_sm or data_sm, read by field name.)"""
         engine = self.engine
         receipt = parse_receipt(pdu)
         if receipt is None:
@@ -483,20 +496,18 @@ class Engine:
         self.accounts = config.accounts
         self._clock = clock
         self._wallclock = wallclock
-        if wallclock is not None:
-            self.wall = wallclock  # type: ignore[method-assign]
-        else:
-            self.wall = time.time  # type: ignore[method-assign]
+        # wall-clock seconds: an attribute rather than a method (called several times per message)
+        self.wall: Callable[[], float] = wallclock if wallclock is not None else time.time
         path = Path(config.store.path)
         if data_dir is not None and not path.is_absolute():
             path = Path(data_dir) / path.name
         self.store = SqliteStore(path, synchronous=config.store.synchronous, wallclock=self.wall)
         self._lookup = lookup
-        schemes = {
+        schemes: dict[str, IdScheme] = {
             name: IdScheme(response=c.id_response, receipt_text=c.id_receipt_text) for name, c in config.carriers.items()
         }
         self.correlator = Correlator(schemes=schemes)
-        self.carriers = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
+        self.carriers: dict[str, _Carrier] = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
         self.backlog = 0  # accepted, not yet submitted (memory and store)
         self.backlog_by_priority: dict[str, int] = {p: 0 for p in _PRIORITY_NAMES}
         self.counters: collections.Counter[str] = collections.Counter()
@@ -532,7 +543,7 @@ class Engine:
         self._outbox_spilled = False  # committed entries wait in the store (the notifier held enough)
         self._outbox_loading = False
         self._notify_limit = config.engine.notify_buffer
-        self._mo_routes = {
+        self._mo_routes: dict[tuple[str, str], str] = {
             (carrier, sender): name
             for name, account in config.accounts.items()
             for carrier, senders in account.senders.items()
@@ -543,10 +554,6 @@ class Engine:
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else self._loop.time()  # type: ignore[union-attr]
-
-    def wall(self) -> float:
-        """Wall-clock seconds (replaced per instance in __init__: called several times per message)."""
-        return time.time()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -766,9 +773,12 @@ class Engine:
                 found = known.get((row.account, row.client_ref)) if row.client_ref is not None else None
                 results[k] = error if found is None else self._duplicate(row, *found)
         if rows:
-            callbacks = None
+            callbacks: list[tuple[str, int] | None] | None = None
             if any(requests[k].dlr_url for k in index):
-                callbacks = [(requests[k].dlr_url, requests[k].dlr_mask) if requests[k].dlr_url else None for k in index]
+                callbacks = []
+                for k in index:
+                    url = requests[k].dlr_url
+                    callbacks.append((url, requests[k].dlr_mask) if url else None)
             pending = self._accept(rows, callbacks)
             try:
                 stored = await asyncio.shield(pending)
@@ -872,8 +882,8 @@ class Engine:
             raise SubmitError("account", "unknown_account", f"no account {request.account!r}")
         try:
             number = normalize(request.to)
-        except NumberError as exc:
-            raise SubmitError("to", exc.reason, f"{request.to!r}: {exc.reason.replace('_', ' ')}") from None
+        except NumberError as bad_number:  # (one name per exception type: see codec._decode_frame)
+            raise SubmitError("to", bad_number.reason, f"{request.to!r}: {bad_number.reason.replace('_', ' ')}") from None
         carrier = request.carrier
         if carrier is None:
             assert self._lookup is not None
@@ -896,8 +906,8 @@ class Engine:
             raise SubmitError("priority", "bad_priority", f"one of {', '.join(_PRIORITY_NAMES)}")
         try:
             text_plan = plan(request.text, carrier)
-        except TextError as exc:
-            raise SubmitError("text", exc.reason, str(exc), limit=exc.limit, count=exc.count) from None
+        except TextError as bad_text:
+            raise SubmitError("text", bad_text.reason, str(bad_text), limit=bad_text.limit, count=bad_text.count) from None
         ref = 0
         if len(text_plan.segments) > 1:
             # concatenation reference: a counter per carrier (stored with the
@@ -1209,7 +1219,7 @@ class Engine:
             for seq, kind, mid, url, body, created, attempts, error in await self.store.dead_notifications(account, limit=limit)
         ]
 
-    def _mo(self, carrier: _Carrier, pdu: Pdu, ack: Callable[..., None] | None = None) -> bool:
+    def _mo(self, carrier: _Carrier, pdu: Any, ack: Callable[..., None] | None = None) -> bool:
         """A mobile-originated message; concatenated parts are joined before it is reported.
         True when its answer waits for the MO notification to be committed."""
         try:
@@ -1447,17 +1457,10 @@ class Engine:
             for o in self.correlator.orphans()
         ]
 
-    async def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
+    def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
         """Status events (and MO messages) as they happen.  Best effort: a consumer
         that falls more than ``engine.events_buffer`` behind loses the oldest."""
-        assert self._event_signal is not None
-        while True:
-            while self._events:
-                yield self._events.popleft()
-            if self._closing:
-                return
-            self._event_signal.clear()
-            await self._event_signal.wait()
+        return event_stream(self)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -1474,6 +1477,7 @@ class Engine:
             "carriers": {
                 name: {
                     "in_memory": c.in_ram,
+                    "in_memory_peak": c.in_ram_peak,
                     "receipts": dict(c.receipts),
                     "accept_to_submit_s": c.to_submit.as_dict(),
                     "submit_to_final_s": c.to_final.as_dict(),

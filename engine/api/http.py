@@ -255,8 +255,8 @@ class HttpApi:
             return _problem(kind, 400 if kind == "malformed_json" else 422, errors[0].detail or "invalid body", errors)
         try:
             submit = self._to_request(account, message)
-        except SubmitError as exc:
-            return _problem("validation", 422, exc.detail, [FieldError(exc.field, exc.reason, exc.detail)])
+        except SubmitError as refused:  # (one name per exception type: see codec._decode_frame)
+            return _problem("validation", 422, refused.detail, [FieldError(refused.field, refused.reason, refused.detail)])
         (result,) = await self.engine.submit_many([submit])
         if isinstance(result, SubmitError):
             return self._refused(result)
@@ -293,8 +293,8 @@ class HttpApi:
             try:
                 requests.append(self._to_request(account, item))
                 where.append(k)
-            except SubmitError as exc:
-                results[k] = {"error": _error_item(exc)}
+            except SubmitError as refused:  # (one name per exception type: see codec._decode_frame)
+                results[k] = {"error": _error_item(refused)}
         accepted = 0
         temporary = 0
         if requests:

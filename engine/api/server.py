@@ -21,12 +21,12 @@ import http
 import logging
 import socket
 import ssl
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import unquote
 
 import httptools
 
-from engine.api.http import PROBLEM, HttpApi, Reply, Request
+from engine.api.http import PROBLEM, Reply, Request
 from engine.api.schema import PROBLEM_TYPES, problem_body
 
 __all__ = ["HttpServer"]
@@ -137,8 +137,8 @@ class _Connection(asyncio.Protocol):
         self.began = False
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
+        except httptools.HttpParserCallbackError as failed:  # (one name per exception type: see codec._decode_frame)
+            cause = failed.__context__
             if not isinstance(cause, _Reject):
                 log.error("HTTP parser callback failed", exc_info=cause)
             self._reject(cause.reply if isinstance(cause, _Reject) else _INTERNAL)
@@ -159,7 +159,9 @@ class _Connection(asyncio.Protocol):
 
     # --- parser callbacks (httptools) ---------------------------------------------
     def on_message_begin(self) -> None:
-        self.url, self.headers, self.header_bytes, self.body, self.size = b"", {}, 0, [], 0
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.url, self.header_bytes, self.size = b"", 0, 0
         self.head, self.began, self.head_raw = True, True, 0
         self.due = self.loop.time() + self.server.header_timeout
 
@@ -306,10 +308,20 @@ class _Connection(asyncio.Protocol):
             transport.abort() if transport.get_write_buffer_size() else transport.close()
 
 
+class Api(Protocol):
+    """What the server needs of :class:`~engine.api.http.HttpApi` (tests and benchmarks bring their own)."""
+
+    max_body: int
+
+    def transaction_id(self) -> str: ...
+
+    async def handle(self, request: Request) -> Reply: ...
+
+
 class HttpServer:
     """``async with HttpServer(api, host, port):`` serves until the block ends."""
 
-    def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 8080, *, ssl_context: ssl.SSLContext | None = None,
+    def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 8080, *, ssl_context: ssl.SSLContext | None = None,
                  header_timeout: float = 15.0, idle_timeout: float = 60.0, max_header_bytes: int = 16384,
                  max_url_bytes: int = 8192, max_pipeline: int = 32, shutdown_timeout: float = 5.0,
                  sock: socket.socket | None = None) -> None:
@@ -331,9 +343,12 @@ class HttpServer:
         self.closing, self._gone = False, None
         tls: dict[str, Any] = {"ssl": self.ssl_context, "ssl_handshake_timeout": self.header_timeout} if self.ssl_context else {}
         where: dict[str, Any] = {"sock": self.sock} if self.sock else {"host": self.host, "port": self.port, "reuse_address": True}
-        self._server = await self.loop.create_server(lambda: _Connection(self), backlog=1024, **where, **tls)
-        if (self.port == 0 or self.sock) and self._server.sockets:
-            self.port = self._server.sockets[0].getsockname()[1]
+        # untyped: uvloop's Server.sockets is a list where asyncio's stub says tuple, and compiled
+        # (mypyc) code checks builtin types
+        server: Any = await self.loop.create_server(lambda: _Connection(self), backlog=1024, **where, **tls)
+        self._server = server
+        if (self.port == 0 or self.sock) and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
         self._sweeper = self.loop.call_later(self._tick, self._sweep)
 
     def _sweep(self) -> None:

@@ -448,6 +448,7 @@ class CarrierPool:
                 max_frame=self.smpp.max_frame_bytes,
             )
             status: int | None = None
+            retry_in: float | None = None
             try:
                 async with asyncio.timeout(s.connect_timeout_s):
                     _t, conn = await loop.create_connection(
@@ -478,7 +479,11 @@ class CarrierPool:
                     round_failures = 0
                 bind.endpoint_index += 1
                 log.warning("carrier %s bind %s: cannot connect (%s); retry in %.1f s", self.name, bind.name, bind.last_error, delay, extra={"carrier": self.name, "bind": bind.name})
-                await asyncio.sleep(delay)
+                retry_in = delay
+            if retry_in is not None:
+                # waited outside the except block: compiled (mypyc), a coroutine suspended inside
+                # one leaves its exception as the "current" one for everything else on the loop
+                await asyncio.sleep(retry_in)
                 continue
             if status not in (Status.ESME_ROK, Status.ESME_RALYBND):
                 bind.counters["bind_refused"] += 1

@@ -27,6 +27,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
@@ -636,7 +637,7 @@ class SqliteStore:
             if not self._ship_due:
                 self._schedule_ship()
 
-    def notified(self, outcomes: list[tuple[Any, ...]]) -> None:
+    def notified(self, outcomes: Sequence[tuple[Any, ...]]) -> None:
         """Delivery outcomes ``(seq, "sent"|"retry"|"dead", attempts, next_at, error)``."""
         if outcomes:
             self._pass.notified.extend(outcomes)
