@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote
@@ -194,9 +195,12 @@ async def test_tiny_run_side_by_side(kannel):
 
 
 @pytest.mark.slow
-async def test_a_failed_start_leaves_no_process_behind(kannel, monkeypatch):
+async def test_a_failed_start_leaves_no_process_behind(kannel, monkeypatch, capsys):
     monkeypatch.setattr(kannel_bench, "SMPP_PASSWORD", "wrong")  # Kannel's bind is refused by the simulator
     monkeypatch.setattr(kannel_bench, "START_TIMEOUT", 3.0)
     with pytest.raises(RuntimeError, match="bearerbox"):
         await kannel_bench.run(count=10, pairs=1)
     assert not _leftovers()
+    kept = re.search(r"logs kept in (\S+)", capsys.readouterr().err)
+    assert kept and (Path(kept.group(1)) / "1-kannel" / "kannel.conf").exists()
+    shutil.rmtree(kept.group(1))
