@@ -119,9 +119,24 @@ def _toml(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
-def write_config(folder: Path, *, token: str, receiver_port: int, source: Path = DEFAULT_CONFIG, notify_batch: int = 100) -> Path:
-    """``source`` with the demo account opened up for a benchmark and every SMPP port moved to a free one."""
+def write_config(
+    folder: Path,
+    *,
+    token: str,
+    receiver_port: int,
+    source: Path = DEFAULT_CONFIG,
+    notify_batch: int = 100,
+    sim_ports: dict[str, int] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """``source`` with the demo account opened up for a benchmark and every SMPP port moved to a free one.
+
+    ``sim_ports`` (carrier → port): simulators the caller runs itself — no ``[[simulators]]``
+    for serve to start, and the carriers' local endpoints point there.  ``sections`` are
+    merged into the config's tables (e.g. ``{"engine": {"receipt_timeout_s": 30.0}}``)."""
     data = tomllib.loads(source.read_text(encoding="utf-8"))
+    for name, values in (sections or {}).items():
+        data.setdefault(name, {}).update(values)
     demo = data.setdefault("accounts", {}).setdefault("demo", {})
     demo.update(
         rate_limit=1_000_000.0,
@@ -131,7 +146,9 @@ def write_config(folder: Path, *, token: str, receiver_port: int, source: Path =
         notify_batch=notify_batch,
         signing_secret=secrets.token_hex(16),
     )
-    ports = {}
+    ports = dict(sim_ports or {})
+    if sim_ports is not None:
+        data.pop("simulators", None)
     for sim in data.get("simulators", []):
         ports[sim["carrier"]] = sim["port"] = free_port()
     for name, carrier in data.get("carriers", {}).items():
@@ -400,14 +417,16 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def client_main() -> int:
+def client_main(body: Any = None) -> int:
+    """A load client process: a JSON spec on stdin, one JSON result line on stdout (``body(spec)``, default this bench's)."""
+    body = body or _client
     spec = json.loads(sys.stdin.readline())
     try:
         import uvloop
 
-        result = uvloop.run(_client(spec))
+        result = uvloop.run(body(spec))
     except ImportError:  # pragma: no cover
-        result = asyncio.run(_client(spec))
+        result = asyncio.run(body(spec))
     from bench._harness import self_usage
 
     result["usage"] = self_usage()
@@ -419,13 +438,20 @@ def client_main() -> int:
 
 
 class Receiver:
-    """Answers 200 at once; counts result notifications by ``event_id`` and message ``id``."""
+    """Answers 200 at once; counts result notifications by ``event_id`` and message ``id``.
+
+    ``messages`` maps each message id to the status of its first event; a message
+    notified again with another status (a late receipt after ``indefinite``) has
+    those in ``more_statuses``.  :meth:`close` stops listening and drops open
+    connections (a receiver that went down); :meth:`start` again brings it back."""
 
     OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
     def __init__(self) -> None:
         self.events: set[Any] = set()
-        self.messages: set[Any] = set()
+        self.messages: dict[Any, str] = {}
+        self.more_statuses: dict[Any, set[str]] = {}
+        self.connections: set[asyncio.Transport] = set()
         self.statuses: dict[str, int] = {}
         self.posts = 0
         self.deliveries = 0  # events received, duplicates included
@@ -446,6 +472,9 @@ class Receiver:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+            self.server = None
+        for transport in list(self.connections):
+            transport.abort()
 
     def take_head(self, head: bytes) -> None:
         """A request without a body: not counted here (bench.kannel_bench counts dlr-url GETs)."""
@@ -465,11 +494,15 @@ class Receiver:
             if key in self.events:
                 continue
             self.events.add(key)
-            self.statuses[event.status or "?"] = self.statuses.get(event.status or "?", 0) + 1
-            if event.id not in self.messages:
-                self.messages.add(event.id)
+            status = event.status or "?"
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            first = self.messages.get(event.id)
+            if first is None:
+                self.messages[event.id] = status
                 self.last_new = now
                 self.arrivals.append(now)
+            elif first != status:
+                self.more_statuses.setdefault(event.id, set()).add(status)
         self.changed.set()
         if self.target is not None and len(self.messages) >= self.target:
             self.reached.set()
@@ -483,6 +516,10 @@ class _ReceiverProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.receiver.connections.add(self.transport)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.receiver.connections.discard(self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         buf = self.buffer
@@ -508,10 +545,10 @@ class _ReceiverProtocol(asyncio.Protocol):
 # --- the run -------------------------------------------------------------------------------------
 
 
-async def _start_serve(config: Path, folder: Path) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
-    log = (folder / "serve.log").open("wb")
+async def _start_serve(config: Path, folder: Path, http: str = "127.0.0.1:0") -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    log = (folder / "serve.log").open("ab")  # a restart on the same folder adds to the log
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine", "serve", "--config", str(config), "--http", "127.0.0.1:0", "--data-dir", str(folder / "var"),
+        sys.executable, "-m", "engine", "serve", "--config", str(config), "--http", http, "--data-dir", str(folder / "var"),
         stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL, cwd=str(folder),
     )
     log.close()
