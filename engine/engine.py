@@ -574,8 +574,8 @@ class Engine:
             self._lookup = CarrierLookup.from_file(lk.file, fallback=fallback) if lk.file else CarrierLookup(fallback=fallback)
         await self.store.open()
         await self._recover()
-        self._outbox_seq = self._outbox_pushed = await self.store.max_outbox_seq()
-        await self._load_outbox(0)
+        self._outbox_seq = await self.store.max_outbox_seq()  # event_ids go on after every one handed out
+        await self._load_outbox(0)  # what was pending at the last stop or crash (_outbox_pushed is 0 until then)
         await self.notifier.start()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
