@@ -186,6 +186,21 @@ def _values(conn: sqlite3.Connection, head: str, ncols: int, rows: list[tuple[An
             i += size
 
 
+def _where_in(conn: sqlite3.Connection, head: str, values: list[Any]) -> None:
+    """Run ``head (?, ?, ...)`` (e.g. ``DELETE FROM t WHERE k IN``) over ``values`` in
+    chunks of the sizes of ``_LADDER`` (one GIL release per chunk, not per row)."""
+    n = len(values)
+    i = 0
+    for size in _LADDER:
+        while n - i >= size:
+            key = (head, 1, size, False)
+            sql = _statements.get(key)
+            if sql is None:
+                sql = _statements[key] = f"{head} ({', '.join('?' * size)})"
+            conn.execute(sql, values[i : i + size])
+            i += size
+
+
 _INSERT = f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at)"
 _TEMP_SCHEMA = """
 CREATE TEMP VIEW submitted_rows(at, carrier_id, key, id) AS SELECT NULL, NULL, NULL, NULL WHERE 0;
@@ -204,6 +219,7 @@ CREATE TEMP TRIGGER finished_rows INSTEAD OF INSERT ON finished_rows BEGIN
 END;
 """
 _SUBMITTED = "INSERT INTO submitted_rows"
+_OUTBOX = "INSERT INTO outbox (seq, account, kind, message_id, url, body, created_at)"
 _FINISHED = "INSERT INTO finished_rows"
 
 
@@ -430,8 +446,8 @@ class SqliteStore:
                 elif kind == "accept":
                     results = self._insert(conn, item[1])
                     if item[3] is not None:  # their callbacks, in the same transaction
-                        conn.executemany(
-                            "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)",
+                        _values(
+                            conn, "INSERT OR REPLACE INTO callbacks", 3,
                             [(mid, cb[0], cb[1]) for (mid, created), cb in zip(results, item[3]) if created and cb is not None],
                         )
                     done.append((item[2], results, None))
@@ -481,16 +497,13 @@ class SqliteStore:
             if any(p.history for p in passes):
                 conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", _flatten(p.history for p in passes))
             if any(p.outbox for p in passes):
-                conn.executemany(
-                    "INSERT INTO outbox (seq, account, kind, message_id, url, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _flatten(p.outbox for p in passes),
-                )
+                _values(conn, _OUTBOX, 7, list(_flatten(p.outbox for p in passes)))
             if any(p.notified for p in passes):
                 outcomes = list(_flatten(p.notified for p in passes))
-                sent = [(o[0],) for o in outcomes if o[1] == "sent"]
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", sent)
+                sent = [o[0] for o in outcomes if o[1] == "sent"]
+                _where_in(conn, "DELETE FROM outbox WHERE seq IN", sent)
                 if sent:  # the highest seq (event_id) handed out outlives its row: never handed out again
-                    conn.execute(_KEEP_TOP_SEQ, (max(sent)[0],))
+                    conn.execute(_KEEP_TOP_SEQ, (max(sent),))
                 conn.executemany(
                     "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ?, state = ? WHERE seq = ?",
                     [(o[2], o[3], o[4], "dead" if o[1] == "dead" else "pending", o[0]) for o in outcomes if o[1] != "sent"],

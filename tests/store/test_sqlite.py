@@ -924,3 +924,19 @@ async def test_without_the_checkpoint_thread_sqlite_checkpoints_in_the_commits(p
         assert _wal_frames(path) < 2000  # reset by SQLite's automatic checkpoint at ~1,000 frames
     finally:
         await store.close()
+
+
+async def test_outbox_rows_and_their_outcomes_across_statement_chunks(store: SqliteStore) -> None:
+    # 300 rows in one pass: chunks of 256, 16, 16, 4, 4, 4 — every row lands, every sent one leaves
+    entries = [(seq, "acme", "result", seq * 10, "http://r/x", b'{"event_id":%d}' % seq, WALL0) for seq in range(1, 301)]
+    store.notify(entries)
+    await store.flush()
+    pending, top = await store.load_outbox()
+    assert [row[:7] for row in pending] == entries and top == 300
+    outcomes: list[tuple[Any, ...]] = [(seq, "sent", 1, None, "") for seq in range(1, 301) if seq % 7]
+    outcomes += [(seq, "retry", 1, WALL0 + 5, "HTTP 503") for seq in range(7, 301, 7)]
+    store.notified(outcomes)
+    await store.flush()
+    pending, top = await store.load_outbox()
+    assert [row[0] for row in pending] == list(range(7, 301, 7)) and all(row[7] == 1 for row in pending)
+    assert top == 300 and await store.max_outbox_seq() == 300
