@@ -17,11 +17,13 @@ three still answer (``/readyz`` 503 ``draining``).
 
 from __future__ import annotations
 
+import codecs
 import datetime as _dt
 import itertools
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -452,14 +454,37 @@ _CHARSETS = {"UCS-2": "utf-16-be", "UCS2": "utf-16-be", "UTF-16": "utf-16-be", "
 
 def _kannel_params(request: Request) -> dict[str, bytes]:
     """Query (GET) or form body (POST) parameters as raw bytes: ``text`` is in the
-    request's ``charset``, decoded only once that is known."""
-    raw = request.query
+    request's ``charset``, decoded only once that is known.  The first of repeated
+    keys wins; as ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` reads them,
+    at a third of its cost (its per-escape loop was a fifth of a sendsms request)."""
+    raw = request.query.encode("latin-1")
     if request.method == "POST" and request.body:
-        raw = f"{raw}&{request.body.decode('latin-1')}" if raw else request.body.decode("latin-1")
+        raw = raw + b"&" + request.body if raw else request.body
     out: dict[str, bytes] = {}
-    for key, value in parse_qsl(raw, keep_blank_values=True, encoding="latin-1"):
-        out.setdefault(key, value.encode("latin-1"))
+    for piece in raw.split(b"&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition(b"=")
+        name = _unquote_plus(key).decode("latin-1")
+        if name not in out:
+            out[name] = _unquote_plus(value)
     return out
+
+
+_LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _unquote_plus(data: bytes) -> bytes:
+    """``+`` → space, ``%XX`` → its byte, a ``%`` not followed by two hex digits kept
+    as it is (as urllib does) — by the C escape decoder: ``%XX`` becomes ``\\xXX``."""
+    data = data.replace(b"+", b" ")
+    if b"%" not in data:
+        return data
+    data = data.replace(b"\\", b"\\\\")  # a backslash of the input stays one
+    try:
+        return codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
+    except ValueError:  # a lone "%": kept, as "\\x25"
+        return codecs.escape_decode(_LONE_PERCENT.sub(rb"\\x25", data).replace(b"%", b"\\x"))[0]
 
 
 def _text(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
