@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl as _ssl
 import time
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ import httptools
 __all__ = ["HttpClient", "HttpClientError"]
 
 _SAFE = "/?&=%:@!$'()*+,;~-._#[]"
+_UNSAFE = re.compile(r"[^A-Za-z0-9/?&=%:@!$'()*+,;~\-._\[\]]")  # what quote(..., safe=_SAFE) would change
 
 
 class HttpClientError(ConnectionError):
@@ -173,6 +175,7 @@ class HttpClient:
         self._open: set[_Connection] = set()
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._targets: dict[str, _Target] = {}  # URL → parsed (bounded: dlr-urls differ per message)
+        self._bases: dict[tuple[str, str], tuple[_Origin, str, str | None]] = {}  # (scheme, authority) as written
         self._max_targets = max_targets
         self._closed = False
         self.connects = 0  # connections opened (for tests and figures)
@@ -232,6 +235,24 @@ class HttpClient:
         target = self._targets.get(url)
         if target is not None:
             return target
+        scheme, sep, rest = url.partition("://")
+        cut = len(rest)
+        for mark in "/?#":
+            at = rest.find(mark)
+            if 0 <= at < cut:
+                cut = at
+        base = self._bases.get((scheme, rest[:cut])) if sep else None
+        tail = rest[cut:].partition("#")[0]
+        if base is None or _UNSAFE.search(tail) is not None:
+            target = self._parse(url)  # the first URL of an origin, or one that needs quoting
+        else:
+            target = _Target(base[0], tail if tail[:1] == "/" else "/" + tail, base[1], base[2], self.user_agent)
+        if len(self._targets) >= self._max_targets:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    def _parse(self, url: str) -> _Target:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
@@ -260,11 +281,10 @@ class HttpClient:
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             auth = base64.b64encode(pair.encode("utf-8")).decode("ascii")
-        target = _Target(origin, path, host_header, auth, self.user_agent)
-        if len(self._targets) >= self._max_targets:
-            self._targets.clear()
-        self._targets[url] = target
-        return target
+        if len(self._bases) < self._max_targets:
+            # later URLs of this origin as written (scheme and authority verbatim) skip urlsplit
+            self._bases[(url.partition("://")[0], parts.netloc)] = (origin, host_header, auth)
+        return _Target(origin, path, host_header, auth, self.user_agent)
 
     async def _connection(self, origin: _Origin, deadline: float) -> _Connection:
         idle = self._idle.get(origin.key)

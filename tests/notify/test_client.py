@@ -250,3 +250,22 @@ async def test_https():
                 await HttpClient().request("GET", f"https://127.0.0.1:{port}/x", b"", {}, 5.0)
         finally:
             server.close()
+
+
+def test_urls_of_a_known_origin_read_as_urlsplit_reads_them():
+    client = HttpClient()
+    first = "http://u:p@127.0.0.1:8080/dlr"
+    client._target(first)
+    for url in [
+        "http://u:p@127.0.0.1:8080/dlr?id=1&d=%25d&t=2026-11-22+06%3A00",
+        "http://u:p@127.0.0.1:8080?x=1",
+        "http://u:p@127.0.0.1:8080",
+        "http://u:p@127.0.0.1:8080/a b?c d#frag",
+        "http://u:p@127.0.0.1:8080/x#frag?not=query",
+        "http://u:p@127.0.0.1:8080/\u3042?q=\u3044",
+        "http://u:p@127.0.0.1:8080/x\r\nInjected: 1",
+        "http://u:p@127.0.0.1:8080/x?a=\tb",
+    ]:
+        fast, slow = client._target(url), client._parse(url)
+        assert (fast.origin, fast.prefix_get, fast.prefix_post) == (slow.origin, slow.prefix_get, slow.prefix_post), url
+        assert b"\r\nInjected" not in fast.prefix_get
