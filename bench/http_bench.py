@@ -53,7 +53,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["RawClient", "Receiver", "percentiles", "run", "write_config"]
+__all__ = ["RawClient", "Receiver", "percentiles", "run", "run_client", "write_config"]
 
 CARRIERS = ("au", "docomo", "softbank", "rakuten")
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,6 +335,7 @@ def message_dict(i: int) -> dict[str, Any]:
 async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     host, port, token = spec["host"], spec["port"], spec["token"]
     mode, count, batch = spec["mode"], spec["count"], spec["batch"]
+    offset = spec.get("offset", 0)  # message numbers start here (a second phase sends new messages)
     concurrency, rate = spec["concurrency"], spec.get("rate")
     encode = msgspec.json.Encoder().encode
     authority = spec.get("authority") or f"{host}:{port}"  # the Host header
@@ -344,10 +345,10 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         requests = [(build_request(authority, template.format(i=i), token, b"", "GET"), 1) for i in range(count)]
     elif mode == "single":
         for i in range(count):
-            requests.append((build_request(authority, "/v1/messages", token, encode(message_dict(i))), 1))
+            requests.append((build_request(authority, "/v1/messages", token, encode(message_dict(offset + i))), 1))
     else:
         for first in range(0, count, batch):
-            items = [message_dict(i) for i in range(first, min(count, first + batch))]
+            items = [message_dict(offset + i) for i in range(first, min(count, first + batch))]
             requests.append((build_request(authority, "/v1/messages/batch", token, encode({"messages": items})), len(items)))
     sample_every = max(1, len(requests) // spec.get("sample", 200))
     connections = [await RawClient.connect(host, port) for _ in range(min(concurrency, len(requests)))]
@@ -628,6 +629,41 @@ async def _poll_sample(http: str, token: str, ids: list[str], deadline: float) -
     return len(ids) - len(waiting), last
 
 
+async def run_client(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The load client process on ``spec``; → its result (ended by PID if it overruns ``timeout``)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.http_bench", "client",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(json.dumps(spec).encode() + b"\n"), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = out.decode().strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"the load client failed (exit {proc.returncode})")
+    return json.loads(lines[-1])
+
+
+async def _await_finals(receiver: Receiver, target: int, no_notify_s: float, stall_s: float) -> None:
+    """Until ``target`` messages were notified final, or nothing new came for ``stall_s``
+    (``no_notify_s`` while nothing at all came)."""
+    receiver.target = target
+    receiver.reached.clear()
+    if len(receiver.messages) >= target:
+        receiver.reached.set()
+    while not receiver.reached.is_set():
+        receiver.changed.clear()
+        before = len(receiver.messages)
+        try:
+            await asyncio.wait_for(receiver.reached.wait(), no_notify_s if not receiver.messages else stall_s)
+        except TimeoutError:
+            if len(receiver.messages) == before:
+                break  # nothing new for stall_s (or nothing at all)
+
+
 async def run(
     *,
     mode: str = "single",
@@ -638,8 +674,11 @@ async def run(
     stall_s: float = 30.0,
     no_notify_s: float = 10.0,
     notify_batch: int = 100,
+    half_peak: bool = False,
 ) -> dict[str, Any]:
-    """Start serve, the receiver and the client; return the figures (``denpo bench http``)."""
+    """Start serve, the receiver and the client; return the figures (``denpo bench http``).
+    ``half_peak``: then offer half of the accepted rate reached, and report that phase's
+    request → 202 latency as ``half_peak``."""
     from bench._harness import process_usage, self_usage
 
     if mode not in ("single", "batch"):
@@ -650,9 +689,9 @@ async def run(
     receiver = await Receiver().start()
     config = write_config(folder, token=token, receiver_port=receiver.port, notify_batch=notify_batch)
     serve_proc: asyncio.subprocess.Process | None = None
-    client_proc: asyncio.subprocess.Process | None = None
     sims: dict[str, int] = {}
     note = None
+    half_peak_figures: dict[str, Any] | None = None
     try:
         serve_proc, ready = await _start_serve(config, folder)
         sims = _simulator_pids(serve_proc.pid)
@@ -662,36 +701,13 @@ async def run(
         sims_before = {c: process_usage(p) for c, p in sims.items()}
         me_before = self_usage()
         spec = {"host": host, "port": int(port), "token": token, "mode": mode, "count": count, "batch": batch, "concurrency": concurrency, "rate": rate}
-        client_proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.http_bench", "client",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
-        )
-        assert client_proc.stdin is not None and client_proc.stdout is not None
-        client_proc.stdin.write(json.dumps(spec).encode() + b"\n")
-        await client_proc.stdin.drain()
-        client_proc.stdin.close()
-        line = await asyncio.wait_for(client_proc.stdout.readline(), max(120.0, count / 200))
-        await asyncio.wait_for(client_proc.wait(), 30)
-        if not line:
-            raise RuntimeError(f"the load client failed (exit {client_proc.returncode})")
-        client = json.loads(line)
+        client = await run_client(spec, max(120.0, count / 200))
         accepted = client["accepted"]
         start = client["start_monotonic"]
         accept_done = start + client["accept_seconds"]
 
         # the finals: by notification, while they keep coming
-        receiver.target = accepted
-        if len(receiver.messages) >= accepted:
-            receiver.reached.set()
-        first_wait = no_notify_s
-        while not receiver.reached.is_set():
-            receiver.changed.clear()
-            before = len(receiver.messages)
-            try:
-                await asyncio.wait_for(receiver.reached.wait(), first_wait if not receiver.messages else stall_s)
-            except TimeoutError:
-                if len(receiver.messages) == before:
-                    break  # nothing new for stall_s (or nothing at all)
+        await _await_finals(receiver, accepted, no_notify_s, stall_s)
         if receiver.messages:
             final: int | None = len(receiver.messages)
             end = receiver.last_new
@@ -709,10 +725,20 @@ async def run(
         serve_after = process_usage(serve_proc.pid)
         sims_after = {c: process_usage(p) for c, p in sims.items()}
         me_after = self_usage()
+        if half_peak and accepted and client["accept_seconds"] > 0:
+            # the same serve, now offered half of the peak it just reached: the latency a
+            # service sized with 2x headroom sees (new messages, numbered after the first phase)
+            half_rate = accepted / client["accept_seconds"] / 2
+            half_count = max(batch if mode == "batch" else 1_000, min(count, int(half_rate * 10)))
+            finals_before = len(receiver.messages)
+            half = await run_client({**spec, "rate": half_rate, "count": half_count, "offset": count}, max(120.0, 4 * half_count / half_rate))
+            await _await_finals(receiver, accepted + half["accepted"], no_notify_s, stall_s)
+            half_peak_figures = {
+                "rate": round(half_rate), "count": half_count, "accepted": half["accepted"],
+                "accepted_per_s": round(half["accepted"] / half["accept_seconds"]) if half["accept_seconds"] > 0 else None,
+                "final": len(receiver.messages) - finals_before, "accept_latency_ms": half["accept_latency_ms"],
+            }
     finally:
-        if client_proc is not None and client_proc.returncode is None:
-            client_proc.kill()
-            await client_proc.wait()
         if serve_proc is not None:
             await _stop(serve_proc, sims)
         await receiver.close()
@@ -760,6 +786,8 @@ async def run(
         for t in receiver.arrivals:
             timeline[max(0, int(t - start))] += 1
         figures["finals_per_second"] = timeline
+    if half_peak_figures is not None:
+        figures["half_peak"] = half_peak_figures
     if sample_final is not None:
         figures["sample_final"] = sample_final
     if note:

@@ -81,6 +81,7 @@ from bench.http_bench import (
     _wait_for_binds,
     build_request,
     free_port,
+    run_client,
     write_config,
 )
 
@@ -374,24 +375,6 @@ async def _end_all(procs: list[tuple[str, asyncio.subprocess.Process]]) -> dict[
     return sim
 
 
-async def _load(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """The http bench's load client process on ``spec``; → its result line."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.http_bench", "client",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(json.dumps(spec).encode() + b"\n"), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    lines = out.decode().strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"the load client failed (exit {proc.returncode})")
-    return json.loads(lines[-1])
-
-
 # --- one run ---------------------------------------------------------------------------------------
 
 SIM_COUNTERS = ("submit_sm", "accepted", "throttled", "queue_full", "rejected", "receipts_sent", "receipts_acked", "deliver_requeued", "connections")
@@ -420,7 +403,7 @@ async def _one_run(
         before = {name: process_usage(p.pid) for name, p in procs}
         me_before = self_usage()
         spec = client_spec(port, token=token, receiver_port=receiver.port, count=count, concurrency=concurrency)
-        client = await _load(spec, max(120.0, count / 200))
+        client = await run_client(spec, max(120.0, count / 200))
         accepted = client["accepted"]
         await receiver.settle(accepted, first_wait=no_callback_s, stall_s=stall_s)
         after = {name: process_usage(p.pid) for name, p in procs}
