@@ -33,7 +33,7 @@ import msgspec
 
 from engine.api import SubmitError, SubmitRequest
 from engine.api.auth import Gate
-from engine.api.schema import BatchIn, FieldError, MessageIn, decode_errors, problem_body
+from engine.api.schema import DECODE_ERRORS, BatchIn, FieldError, MessageIn, decode_errors, problem_body
 from engine.ops.config import Config
 
 __all__ = ["HttpApi", "Reply", "Request"]
@@ -251,7 +251,7 @@ class HttpApi:
         self._require_json(request)
         try:
             message = _decode_message(request.body)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             errors = decode_errors(exc)
             kind = "malformed_json" if errors[0].reason == "malformed_json" else "validation"
             return _problem(kind, 400 if kind == "malformed_json" else 422, errors[0].detail or "invalid body", errors)
@@ -270,7 +270,7 @@ class HttpApi:
         try:
             batch = _decode_batch(request.body)
             items: list[MessageIn | list[FieldError]] = list(batch.messages)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             errors = decode_errors(exc)
             if errors[0].reason == "malformed_json":
                 return _problem("malformed_json", 400, errors[0].detail, errors)
@@ -321,7 +321,7 @@ class HttpApi:
         bad item costs only its own result (None when the envelope is wrong)."""
         try:
             raw = _decode_any(body)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return None
         if not isinstance(raw, dict) or set(raw) != {"messages"} or not isinstance(raw["messages"], list):
             return None

@@ -1,0 +1,125 @@
+"""Inputs the fuzzers found (tests/fuzz/run.py), each held to what it must do now.
+
+Every test here failed before its fix.  The inputs are the fuzzers' own (shrunk
+where that kept them readable); ``run(target, data)`` is the whole oracle of
+the target, the assertions after it say what the fix promises.
+
+Findings in engine/engine.py are not fixed yet (another engineer's file): they
+are strict xfails here, and tests/fuzz/targets.py's KNOWN_ENGINE_ISSUES lets the
+fuzzer pass over them.  Fixing one turns its xfail into a failure (XPASS, strict):
+then drop the marker and its KNOWN_ENGINE_ISSUES entry.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pytest
+
+from engine.api.http import Request
+from tests.fuzz import targets
+from tests.fuzz.seeds import deliver_input
+from tests.fuzz.targets import TARGETS, engine_harness, join_request
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _harness():
+    yield
+    targets.close_harnesses()
+
+
+def run(target: str, data: bytes) -> None:
+    TARGETS[target].run(data)
+
+
+def api(data: bytes):
+    method, path, query, headers, body = targets.split_request(data)
+    h = engine_harness()
+    return h.run(h.api.handle(Request(method, path, query, headers, body, "127.0.0.1:40000")))
+
+
+# --- http_api ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        # found by atheris: invalid UTF-8 inside a JSON string made msgspec raise UnicodeDecodeError
+        # (not DecodeError; msgspec issue #714), which the API did not catch: 500
+        ("/v1/messages", b'{"to": "+81 70 \xef\xbf3456 7890", "text": "a"}'),
+        ("/v1/messages", b'{"to": "090-1234-5678", "text": "x", "carri\x91\x8d": "do"}'),
+        ("/v1/messages/batch", b'{"messages": [{"to": "090-1234-5678", "text": "\xff"}]}'),
+    ],
+)
+def test_invalid_utf8_in_a_json_string_is_400_malformed_json(route, body):
+    data = join_request("POST", route, {"content-type": "application/json"}, body)
+    run("http_api", data)
+    reply = api(data)
+    problem = msgspec.json.decode(reply.body)
+    assert reply.status == 400, problem
+    assert problem["type"] == "urn:denpo:problem:malformed_json"
+    assert [e["reason"] for e in problem["errors"]] == ["malformed_json"]
+    assert "UTF-8" in problem["detail"]
+
+
+def test_a_batch_read_item_by_item_after_a_validation_error_meets_invalid_utf8():
+    # the whole batch failed validation first (messages: 5), then the item-by-item reading
+    # decoded the body again and met the bad octet: 500 before the fix
+    data = join_request("POST", "/v1/messages/batch", {"content-type": "application/json"}, b'{"messages": 5, "x": "\xc3"}')
+    run("http_api", data)
+    reply = api(data)
+    assert reply.status == 422  # the envelope is what is wrong, as for any other batch like it
+    assert msgspec.json.decode(reply.body)["errors"][0]["field"] == "messages"
+
+
+# --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
+
+_STRICT = pytest.mark.xfail(strict=True, reason="engine/engine.py, reported: see KNOWN_ENGINE_ISSUES")
+
+
+@pytest.fixture
+def strict(monkeypatch):
+    monkeypatch.setenv("DENPO_FUZZ_STRICT", "1")
+
+
+@_STRICT
+@pytest.mark.parametrize("source", [b"", b"NTTDOCOMO", b"8190123456789012345"])
+def test_mo_from_a_source_address_that_is_not_a_number_is_taken(strict, source):
+    # _mo: from_smpp(pdu.source_addr) raises NumberError; the pool answers ESME_RX_T_APPN, for ever
+    run("engine_deliver", deliver_input(0x00, 0, 0, 0, 1, b"hello", src=source))
+
+
+@_STRICT
+def test_mo_with_udhi_and_a_malformed_udh_is_taken(strict):
+    # _mo: parse_concat_udh(short_message) raises TextError outside the decode's try
+    run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([9, 0, 3]) + "あ".encode("utf-16-be")))
+
+
+@_STRICT
+def test_data_sm_mo_is_taken(strict):
+    # _mo reads pdu.short_message, which data_sm does not have: AttributeError
+    run("engine_deliver", deliver_input(0x00, 8, 16, 0, 1, "こんにちは".encode("utf-16-be")))
+
+
+@_STRICT
+def test_unmatched_final_au_receipt_from_a_source_address_that_is_not_a_number_is_taken(strict):
+    # delivered: the au pacer is pushed for from_smpp(pdu.source_addr), which raises NumberError
+    receipt = b"id:123 sub:001 dlvrd:001 submit date:2611211200 done date:2611211201 stat:DELIVRD err:000 text:"
+    run("engine_deliver", deliver_input(0x04, 0, 0, 0, 0, receipt, src=b""))
+
+
+@_STRICT
+def test_ucs2_mo_with_a_lone_surrogate_is_taken(strict):
+    # _mo: decode_wire keeps a lone surrogate (surrogatepass); the MO notification's JSON
+    # cannot encode it (UnicodeEncodeError) — after the event was recorded, so every re-send
+    # by the carrier records it again
+    run("engine_deliver", deliver_input(0x00, 8, 0, 0, 1, b"\xd8\x00\x00a", dst=b"0120000002"))
+
+
+def test_the_known_issues_are_what_the_xfails_hold():
+    assert not os.environ.get("DENPO_FUZZ_STRICT")
+    assert set(targets.KNOWN_ENGINE_ISSUES) == {
+        ("NumberError", "_mo"), ("NumberError", "delivered"), ("TextError", "_mo"),
+        ("AttributeError", "_mo"), ("UnicodeEncodeError", "_mo"),
+    }
