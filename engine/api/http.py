@@ -374,7 +374,7 @@ class HttpApi:
         charset = params.get("charset", b"").decode("latin-1").strip() or ("UTF-16BE" if params.get("coding") == b"2" else "UTF-8")
         try:
             text = params.get("text", b"").decode(_CHARSETS.get(charset.upper(), charset))
-        except (LookupError, UnicodeDecodeError) as exc:
+        except (LookupError, ValueError) as exc:  # ValueError: a codec's UnicodeError, a NUL in the name
             return _text(400, f"Rejected: text: cannot be read as {charset} ({exc.__class__.__name__})")
         receivers = params.get("to", b"").decode("latin-1").split()
         if not receivers:

@@ -73,6 +73,17 @@ def test_a_batch_read_item_by_item_after_a_validation_error_meets_invalid_utf8()
     assert msgspec.json.decode(reply.body)["errors"][0]["field"] == "messages"
 
 
+@pytest.mark.parametrize("charset, text", [("SJIS%00", "%82%A0"), ("undefined", "a"), ("punycode", "%40E%1B")])
+def test_kannel_charset_that_python_cannot_use_is_400(charset, text):
+    # found by atheris: a NUL in the charset name (ValueError: embedded null character), or a
+    # codec that fails with UnicodeError rather than UnicodeDecodeError, escaped: 500
+    data = join_request("GET", f"/cgi-bin/sendsms?username=demo&password={targets.TOKEN}&to=09012345678&text={text}&charset={charset}")
+    run("http_api", data)
+    reply = api(data)
+    assert reply.status == 400, reply
+    assert reply.body.startswith(b"Rejected: text: cannot be read as ")
+
+
 # --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
 
 _STRICT = pytest.mark.xfail(strict=True, reason="engine/engine.py, reported: see KNOWN_ENGINE_ISSUES")
