@@ -231,7 +231,10 @@ class HttpApi:
             from engine.ops.metrics import Metrics
 
             self._metrics = Metrics(self.engine, self)
-        body, content_type = self._metrics.render(request.headers.get("accept", ""))
+        try:
+            body, content_type = self._metrics.render(request.headers.get("accept", ""))
+        except TypeError:  # prometheus_client compares a non-numeric Accept version with ints
+            body, content_type = self._metrics.render("")
         return Reply(200, body, content_type)
 
     def _draining_reply(self, path: str) -> Reply:

@@ -84,6 +84,18 @@ def test_kannel_charset_that_python_cannot_use_is_400(charset, text):
     assert reply.body.startswith(b"Rejected: text: cannot be read as ")
 
 
+@pytest.mark.parametrize("accept", ["application/openmetrics-text; version=`.0.0", "text/plain; version=1.x"])
+def test_metrics_with_a_version_that_is_not_a_number_is_the_default_exposition(accept):
+    # found by atheris: prometheus_client 0.26's choose_encoder compares the Accept header's
+    # version parts as ints and raises TypeError for a part that is not a number: 500
+    data = join_request("GET", "/metrics", {"accept": accept})
+    run("http_api", data)
+    reply = api(data)
+    assert reply.status == 200
+    assert reply.content_type.startswith("text/plain; version=0.0.4")
+    assert b"denpo_backlog_messages" in reply.body
+
+
 # --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
 
 _STRICT = pytest.mark.xfail(strict=True, reason="engine/engine.py, reported: see KNOWN_ENGINE_ISSUES")
