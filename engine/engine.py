@@ -461,8 +461,11 @@ class _Carrier:
                 self.pacer.push(number, now)
                 engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
             return False
-        msg, i = ref
-        engine._apply_receipt(self, msg, i, receipt, now)
+        if ref is _LINGERING:  # a duplicate of a final receipt (its answer was lost): nothing changes
+            engine.counters["receipts_duplicate"] += 1
+        else:
+            msg, i = ref
+            engine._apply_receipt(self, msg, i, receipt, now)
         engine.store.on_commit(ack)
         return True
 
@@ -1096,8 +1099,8 @@ class Engine:
             carrier.paced_end(msg, now)
         if status is not S.INDEFINITE:
             for key in msg.part_ids:
-                if key:
-                    self.correlator.forget(msg.carrier, "", now, key)
+                if key:  # a duplicate receipt within the linger matches the marker, not the message
+                    self.correlator.forget(msg.carrier, "", now, key, linger_ref=_LINGERING)
         # an indefinite one stays registered with the correlator (bounded, expiring)
         # for a late receipt; the engine itself is done with it
         self._live.pop(msg.id, None)
@@ -1502,6 +1505,9 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL)
 _VALUE = {s: s.value for s in MessageStatus}
+# what the correlator returns for a part of a finished message during its linger:
+# a marker, not the message (a _Msg is ~1.7 KB; up to 100,000 linger per carrier)
+_LINGERING = ("lingering",)
 _SINGLE_PART_OUTCOME = {r: message_outcome([r]) for r in PartResult}
 _FINAL_COUNTER = {s.value: f"final_{s.value}" for s in MessageStatus}
 _SUBMITTED = MessageStatus.SUBMITTED.value
