@@ -33,7 +33,7 @@ from typing import Any, AsyncIterator, Callable
 import msgspec
 
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
-from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
+from engine.dlr import Correlator, CorrelatorConfig, IdScheme, PartResult, message_outcome, parse_receipt, part_result
 from engine.flow.backoff import Histogram
 from engine.flow.pacing import Pacer
 from engine.model import FINAL, MessageStatus, PRIORITIES
@@ -498,7 +498,7 @@ class Engine:
         schemes = {
             name: IdScheme(response=c.id_response, receipt_text=c.id_receipt_text) for name, c in config.carriers.items()
         }
-        self.correlator = Correlator(schemes=schemes)
+        self.correlator = Correlator(CorrelatorConfig(linger=config.engine.receipt_linger_s), schemes=schemes)
         self.carriers = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
         self.backlog = 0  # accepted, not yet submitted (memory and store)
         self.backlog_by_priority: dict[str, int] = {p: 0 for p in _PRIORITY_NAMES}
@@ -1354,6 +1354,7 @@ class Engine:
         engine_settings = msgspec.structs.replace(config.engine, gc_threshold=old.engine.gc_threshold)
         if engine_settings != old.engine:
             applied.append("engine")
+            self.correlator.config = msgspec.structs.replace(self.correlator.config, linger=config.engine.receipt_linger_s)
         if config.accounts != old.accounts:
             applied.append("accounts")
             self.accounts = config.accounts

@@ -289,3 +289,21 @@ async def test_a_duplicate_final_receipt_is_acked_changes_nothing_and_keeps_no_m
             views = [await settle(engine.status(i)) for i in ids]
     assert [v.status for v in views] == ["delivered"] * 3  # the duplicate "UNDELIV" changed nothing
 
+
+
+@pytest.mark.looptime
+async def test_the_receipt_linger_is_configured_and_reloaded(tmp_path: Path) -> None:
+    async with simulator("docomo", dlr_delay_ms=100, partial_failure_rate=0.0) as sim:
+        cfg = config(tmp_path, {"docomo": sim}, engine={"receipt_linger_s": 0})
+        async with running(cfg) as (engine, log):
+            ids = await _send(engine, [_req(i) for i in range(3)])
+            await log.wait_finals(ids, timeout=30)
+            assert len(engine.correlator._carriers["docomo"].lingering) == 0  # forgotten at once
+            applied, _refused = engine.reload(config(tmp_path, {"docomo": sim}, engine={"receipt_linger_s": 30}))
+            assert "engine" in applied
+            more = await _send(engine, [_req(10 + i) for i in range(2)])
+            await log.wait_finals(more, timeout=30)
+            assert len(engine.correlator._carriers["docomo"].lingering) == 2
+            await elapse(31)
+            engine.correlator.expire(asyncio.get_running_loop().time())
+            assert len(engine.correlator._carriers["docomo"].lingering) == 0
