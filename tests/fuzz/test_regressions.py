@@ -12,12 +12,16 @@ then drop the marker and its KNOWN_ENGINE_ISSUES entry.
 
 from __future__ import annotations
 
+import gc
 import os
+import struct
+import weakref
 
 import msgspec
 import pytest
 
 from engine.api.http import Request
+from engine.smpp.session import ProtocolError, Role, Session
 from tests.fuzz import targets
 from tests.fuzz.seeds import deliver_input
 from tests.fuzz.targets import TARGETS, engine_harness, join_request
@@ -37,6 +41,32 @@ def api(data: bytes):
     method, path, query, headers, body = targets.split_request(data)
     h = engine_harness()
     return h.run(h.api.handle(Request(method, path, query, headers, body, "127.0.0.1:40000")))
+
+
+# --- smpp_session ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        struct.pack(">IIII", 16, 0x1234, 0, 5),  # unknown command_id
+        struct.pack(">IIII", 21, 0x15, 0, 6) + b"\x00\x01\x00\x09\x00",  # a TLV overrunning the PDU (raised in an except)
+        struct.pack(">IIII", 5, 0x15, 0, 7),  # impossible command_length (fatal)
+    ],
+)
+def test_a_session_that_reported_a_protocol_error_is_freed(frame):
+    # found by atheris (the smpp_session run's RSS reached 1 GB): the ProtocolError event held
+    # the exception, whose traceback (or __context__'s) held receive_data's frame, which held the
+    # event list and the session: a cycle through a gc=False struct, which the collector cannot
+    # see through — every malformed PDU from a carrier kept its session and read buffer for ever
+    session = Session(Role.SMSC)
+    events = session.receive_data(frame, 0.0)
+    assert [type(e) for e in events] == [ProtocolError]
+    assert "seq=" in str(events[0].error)  # what the pool logs is all still there
+    ref = weakref.ref(session)
+    del session, events
+    gc.collect()
+    assert ref() is None
 
 
 # --- http_api ---------------------------------------------------------------------------------
