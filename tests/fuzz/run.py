@@ -99,7 +99,7 @@ def run_atheris(
             cmd = [
                 sys.executable, "-m", "tests.fuzz.run", "--worker", target, str(corpus),
                 f"-max_total_time={max(1, int(left))}", f"-artifact_prefix={crashes}/", f"-max_len={TARGETS[target].max_len}",
-                "-timeout=30", "-rss_limit_mb=3072", "-print_final_stats=1",
+                "-timeout=30", "-rss_limit_mb=1536", "-print_final_stats=1",
             ]
             if seed is not None:
                 cmd.append(f"-seed={seed}")
@@ -195,7 +195,9 @@ def replay(target: str, files: list[str]) -> int:
 def worker(target: str, libfuzzer_args: list[str]) -> None:
     """Inside the child process: instrument engine/, then hand the target to libFuzzer."""
     import atexit
+    import importlib
     import logging
+    import pkgutil
 
     import atheris
 
@@ -203,8 +205,14 @@ def worker(target: str, libfuzzer_args: list[str]) -> None:
     atheris.enabled_hooks.add("RegEx")
     atheris.enabled_hooks.add("str")
     with atheris.instrument_imports(include=["engine"]):
+        import engine
         import engine.smpp.codec as codec
         from tests.fuzz.targets import TARGETS, close_harnesses, engine_harness
+
+        # every module now, so that what the targets import lazily (the engine, the server) is instrumented too
+        for module in pkgutil.walk_packages(engine.__path__, "engine."):
+            if not module.name.endswith("__main__"):
+                importlib.import_module(module.name)
     # libFuzzer ends the process with exit(): too late to stop the engine cleanly (the
     # parent removes its directory), and trying would only add a traceback to the log
     atexit.unregister(close_harnesses)

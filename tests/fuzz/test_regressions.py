@@ -126,6 +126,36 @@ def test_metrics_with_a_version_that_is_not_a_number_is_the_default_exposition(a
     assert b"denpo_backlog_messages" in reply.body
 
 
+# --- http_server -------------------------------------------------------------------------------------
+
+
+def serve(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        transport, _api, _errors = loop.run_until_complete(targets._serve_octets([data]))
+    finally:
+        loop.close()
+    reader = targets._ResponseReader()
+    reader.parser.feed_data(bytes(transport.out))
+    return reader.responses
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET http://ehttp://example.com\r\n\r\n", b"GET http://c-%E3%8\n\r\n\r\n", b"GET http:// HTTP/1.1\r\nHost: x\r\n\r\n"],
+)
+def test_an_absolute_form_target_that_does_not_parse_is_400(data, caplog):
+    # found by atheris: httptools.parse_url raised inside the parser callback, which the server
+    # took for its own failure: logged as an error and answered 500
+    run("http_server", data)
+    ((status, headers, body),) = serve(data)
+    assert status == 400 and headers["connection"] == "close"
+    assert msgspec.json.decode(body)["type"] == "urn:denpo:problem:malformed_request"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 # --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
 
 _STRICT = pytest.mark.xfail(strict=True, reason="engine/engine.py, reported: see KNOWN_ENGINE_ISSUES")
