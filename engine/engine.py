@@ -481,8 +481,11 @@ class Engine:
         clock: Callable[[], float] | None = None,
         wallclock: Callable[[], float] | None = None,
         lookup: CarrierLookup | None = None,
+        events: bool = True,
     ) -> None:
         self.settings = config
+        # events=False: nothing will read events() (denpo serve), so none are made or kept
+        self._events_on = events
         self.accounts = config.accounts
         self._clock = clock
         self._wallclock = wallclock
@@ -1120,6 +1123,8 @@ class Engine:
             self.backlog_by_priority[msg.priority] -= 1
 
     def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
+        if not self._events_on:
+            return
         final = status in _FINAL_VALUES
         event = StatusEvent(
             id=msg.public_id, account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
@@ -1236,10 +1241,11 @@ class Engine:
                 parts = info.total
         self.counters["mo"] += 1
         wall = self.wall()
-        event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
-        self._events.append(event)
-        if self._event_signal is not None:
-            self._event_signal.set()
+        if self._events_on:
+            event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
+            self._events.append(event)
+            if self._event_signal is not None:
+                self._event_signal.set()
         name = self._mo_routes.get((carrier.name, pdu.destination_addr))
         account = self.accounts.get(name) if name is not None else None
         if account is None:
@@ -1455,6 +1461,8 @@ class Engine:
         """Status events (and MO messages) as they happen.  Best effort: a consumer
         that falls more than ``engine.events_buffer`` behind loses the oldest."""
         assert self._event_signal is not None
+        if not self._events_on:
+            raise RuntimeError("this engine was made with events=False: it keeps no status events")
         while True:
             while self._events:
                 yield self._events.popleft()
