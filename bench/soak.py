@@ -59,7 +59,10 @@ read):
   carrier — so RSS climbs until that is full; the soak sets ``receipt_linger_s``
   to 30 s so every lifetime reaches that steady state after its warm-up, and
   ``notify_buffer`` to 10,000, so while the receiver is down the notifications
-  beyond that wait in the store's outbox — the spill path — rather than in memory.)
+  beyond that wait in the store's outbox — the spill path — rather than in memory,
+  and ``working_set`` to 5,000, so the backlog of the throttled carrier beyond that
+  waits in the store's queue.  With the defaults (100,000 and 50,000 per carrier)
+  memory stays bounded too, but those buffers are meant to fill under such faults.)
 
 Any failed check is named in ``failures``; ``denpo bench soak`` exits 1 unless
 ``lost`` is 0 and ``failures`` is empty.  A human table goes to stderr; the
@@ -112,6 +115,7 @@ __all__ = ["Step", "engine_rss", "reconcile", "run", "schedule", "smsc_counts", 
 DEFAULT_RATE = 1000.0
 RECEIPT_TIMEOUT_S = 30.0
 RECEIPT_LINGER_S = 30.0  # (default 600 s) so each engine lifetime reaches its steady state within the soak
+WORKING_SET = 5_000  # (default 50,000) queued messages per carrier in memory; a throttled carrier's backlog beyond it waits in the store
 NOTIFY_BUFFER = 10_000  # (default 100,000) notifications held in memory; while the receiver is down the rest wait in the store
 RSS_TOLERANCE = 0.10
 SIM_ARGS = ("--system-id", "denpo", "--password", "denpo", "--dlr-delay-ms", "200", "--track-numbers", "100000000")
@@ -580,7 +584,7 @@ async def run(*, duration: float = 180.0, rate: float | None = None, concurrency
         soak.config = write_config(
             soak.folder, token=soak.token, receiver_port=soak.receiver.port,
             sim_ports={c: s.port for c, s in soak.sims.items()},
-            sections={"engine": {"receipt_timeout_s": RECEIPT_TIMEOUT_S, "receipt_linger_s": RECEIPT_LINGER_S, "notify_buffer": NOTIFY_BUFFER}, "notify": {"retry_cap_s": 5.0}},
+            sections={"engine": {"receipt_timeout_s": RECEIPT_TIMEOUT_S, "receipt_linger_s": RECEIPT_LINGER_S, "notify_buffer": NOTIFY_BUFFER, "working_set": WORKING_SET}, "notify": {"retry_cap_s": 5.0}},
         )
         config = load_config(soak.config)
         soak.windows = {c: s.binds * (s.window or config.smpp.window) for c, s in config.carriers.items()}
