@@ -436,6 +436,7 @@ class EngineHarness:
         self.engine = Engine(config)
         self.loop.run_until_complete(self.engine.start())
         self.api = HttpApi(self.engine, config)
+        self.last_id = "0"  # of the last message accepted by http_api
         self.closed = False
 
     def run(self, awaitable: Any) -> Any:
@@ -529,7 +530,8 @@ def engine_deliver(data: bytes) -> None:
 
 
 # http_api input: "METHOD TARGET\nname: value\n...\n\nBODY"; an Authorization header with
-# the demo account's token is added unless the input has one.
+# the demo account's token is added unless the input has one; "$ID" in the path is the id
+# of the last message accepted.
 
 def split_request(data: bytes) -> tuple[str, str, str, dict[str, str], bytes]:
     head, _, body = data.partition(b"\n\n")
@@ -602,8 +604,12 @@ def http_api(data: bytes) -> None:
 
     method, path, query, headers, body = split_request(data)
     h = engine_harness()
+    if "$ID" in path:  # the last message accepted, so that reading and cancelling meet real ones
+        path = path.replace("$ID", h.last_id)
     reply = h.run(h.api.handle(Request(method, path, query, headers, body, "127.0.0.1:40000")))
     check_reply(path, reply)
+    if reply.status == 202 and path == "/v1/messages":
+        h.last_id = msgspec.json.decode(reply.body)["id"]
 
 
 # --- http_server: the HTTP/1.1 server on raw octets ---------------------------------------------

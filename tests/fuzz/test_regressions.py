@@ -200,6 +200,15 @@ def test_ucs2_mo_with_a_lone_surrogate_is_taken(strict):
     run("engine_deliver", deliver_input(0x00, 8, 0, 0, 1, b"\xd8\x00\x00a", dst=b"0120000002"))
 
 
+@_STRICT
+def test_mo_with_an_emoji_split_across_its_parts_is_taken(strict):
+    # the same, from a legitimate MO: the carrier cut a surrogate pair at the part boundary;
+    # each part decodes to a lone surrogate and the joined str keeps them as two code points
+    wire = "a\U0001F600b".encode("utf-16-be")
+    run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([5, 0, 3, 0x77, 2, 1]) + wire[:4], dst=b"0120000002"))
+    run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([5, 0, 3, 0x77, 2, 2]) + wire[4:], dst=b"0120000002"))
+
+
 def test_the_known_issues_are_what_the_xfails_hold():
     assert not os.environ.get("DENPO_FUZZ_STRICT")
     assert set(targets.KNOWN_ENGINE_ISSUES) == {
