@@ -457,9 +457,13 @@ class _Carrier:
             engine.counters["receipts_held"] += 1
             if self.pacer is not None and receipt.final:
                 # a receipt for a message we lost track of still ends something at the carrier
-                number = from_smpp(pdu.source_addr)
-                self.pacer.push(number, now)
-                engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
+                try:
+                    number = from_smpp(pdu.source_addr)
+                except NumberError:
+                    number = None  # not a handset number: nothing to pace
+                if number is not None:
+                    self.pacer.push(number, now)
+                    engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
             return False
         if ref is _LINGERING:  # a duplicate of a final receipt (its answer was lost): nothing changes
             engine.counters["receipts_duplicate"] += 1
@@ -1220,16 +1224,24 @@ class Engine:
     def _mo(self, carrier: _Carrier, pdu: Pdu, ack: Callable[..., None] | None = None) -> bool:
         """A mobile-originated message; concatenated parts are joined before it is reported.
         True when its answer waits for the MO notification to be committed."""
+        # (data_sm carries its text only in message_payload)
+        short = getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
+        if not isinstance(short, (bytes, bytearray)):
+            short = b""
+        udh = bool(pdu.esm_class & 0x40)
         try:
-            text = decode_wire(pdu.short_message or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding, carrier.name, udh=bool(pdu.esm_class & 0x40))
+            text = decode_wire(short, pdu.data_coding, carrier.name, udh=udh)
             text = text.replace("\r\n", "\n")  # SPEC: text read back equals the original after CR LF -> LF
         except Exception:  # noqa: BLE001 - an undecodable MO is still reported
-            text = pdu.short_message.hex()
+            text = bytes(short).hex()
         parts = 1
-        if pdu.esm_class & 0x40:
+        if udh:
             from engine.text import parse_concat_udh
 
-            info = parse_concat_udh(pdu.short_message)
+            try:
+                info = parse_concat_udh(bytes(short))
+            except TextError:
+                info = None  # a malformed UDH: reported as one message, as it came
             if info is not None and info.total > 1:
                 key = (pdu.source_addr, pdu.destination_addr, info.ref)
                 got = self._mo_parts.setdefault(key, {})
@@ -1239,10 +1251,17 @@ class Engine:
                 del self._mo_parts[key]
                 text = "".join(got[k] for k in sorted(got))
                 parts = info.total
+        # UCS-2 parts may each end in half of a surrogate pair (an emoji cut at a part
+        # boundary): join the halves, and make any lone one U+FFFD, so the text is valid
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        try:
+            from_ = from_smpp(pdu.source_addr)
+        except NumberError:
+            from_ = pdu.source_addr  # an alphanumeric (or otherwise not E.164) originator, as given
         self.counters["mo"] += 1
         wall = self.wall()
         if self._events_on:
-            event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
+            event = MoEvent(carrier=carrier.name, from_=from_, to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
             self._events.append(event)
             if self._event_signal is not None:
                 self._event_signal.set()
@@ -1255,7 +1274,7 @@ class Engine:
             return False
         self._outbox_seq += 1
         body = _encode(
-            {"event_id": self._outbox_seq, "from": event.from_, "to": event.to, "carrier": event.carrier, "text": text, "received_at": wall}
+            {"event_id": self._outbox_seq, "from": from_, "to": pdu.destination_addr, "carrier": carrier.name, "text": text, "received_at": wall}
         )
         self.store.notify([(self._outbox_seq, name, "mo", None, account.mo_url, body, wall)])
         if ack is not None:

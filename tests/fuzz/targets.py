@@ -486,13 +486,7 @@ atexit.register(_close_at_exit)
 # engineer's): (exception type, engine.py function) -> what triggers it.  The fuzzer passes
 # over them so that it can look further; DENPO_FUZZ_STRICT=1 turns them into findings
 # again, and tests/fuzz/test_regressions.py holds each one as a strict xfail.
-KNOWN_ENGINE_ISSUES: dict[tuple[str, str], str] = {
-    ("NumberError", "_mo"): "an MO whose source_addr is not a number (empty, an alphanumeric sender, over 15 digits)",
-    ("NumberError", "delivered"): "an unmatched final au receipt whose source_addr is not a number",
-    ("TextError", "_mo"): "an MO with UDHI set and a malformed (or no) UDH in short_message",
-    ("AttributeError", "_mo"): "a data_sm MO (data_sm has no short_message field)",
-    ("UnicodeEncodeError", "_mo"): "a UCS-2 MO holding a lone surrogate, for an account with mo_url",
-}
+KNOWN_ENGINE_ISSUES: dict[tuple[str, str], str] = {}  # (exception type, engine.py function) → what; none open
 
 
 def known_engine_issue(exc: BaseException) -> str | None:

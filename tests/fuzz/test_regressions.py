@@ -4,10 +4,9 @@ Every test here failed before its fix.  The inputs are the fuzzers' own (shrunk
 where that kept them readable); ``run(target, data)`` is the whole oracle of
 the target, the assertions after it say what the fix promises.
 
-Findings in engine/engine.py are not fixed yet (another engineer's file): they
-are strict xfails here, and tests/fuzz/targets.py's KNOWN_ENGINE_ISSUES lets the
-fuzzer pass over them.  Fixing one turns its xfail into a failure (XPASS, strict):
-then drop the marker and its KNOWN_ENGINE_ISSUES entry.
+Findings in engine/engine.py were strict xfails until fixed (its MO and receipt
+paths: commit after dd9cf24); tests/fuzz/targets.py's KNOWN_ENGINE_ISSUES lets the
+fuzzer pass over an engine finding not fixed yet — it is empty now.
 """
 
 from __future__ import annotations
@@ -158,41 +157,33 @@ def test_an_absolute_form_target_that_does_not_parse_is_400(data, caplog):
 
 # --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
 
-_STRICT = pytest.mark.xfail(strict=True, reason="engine/engine.py, reported: see KNOWN_ENGINE_ISSUES")
-
-
 @pytest.fixture
 def strict(monkeypatch):
     monkeypatch.setenv("DENPO_FUZZ_STRICT", "1")
 
 
-@_STRICT
 @pytest.mark.parametrize("source", [b"", b"NTTDOCOMO", b"8190123456789012345"])
 def test_mo_from_a_source_address_that_is_not_a_number_is_taken(strict, source):
     # _mo: from_smpp(pdu.source_addr) raises NumberError; the pool answers ESME_RX_T_APPN, for ever
     run("engine_deliver", deliver_input(0x00, 0, 0, 0, 1, b"hello", src=source))
 
 
-@_STRICT
 def test_mo_with_udhi_and_a_malformed_udh_is_taken(strict):
     # _mo: parse_concat_udh(short_message) raises TextError outside the decode's try
     run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([9, 0, 3]) + "あ".encode("utf-16-be")))
 
 
-@_STRICT
 def test_data_sm_mo_is_taken(strict):
     # _mo reads pdu.short_message, which data_sm does not have: AttributeError
     run("engine_deliver", deliver_input(0x00, 8, 16, 0, 1, "こんにちは".encode("utf-16-be")))
 
 
-@_STRICT
 def test_unmatched_final_au_receipt_from_a_source_address_that_is_not_a_number_is_taken(strict):
     # delivered: the au pacer is pushed for from_smpp(pdu.source_addr), which raises NumberError
     receipt = b"id:123 sub:001 dlvrd:001 submit date:2611211200 done date:2611211201 stat:DELIVRD err:000 text:"
     run("engine_deliver", deliver_input(0x04, 0, 0, 0, 0, receipt, src=b""))
 
 
-@_STRICT
 def test_ucs2_mo_with_a_lone_surrogate_is_taken(strict):
     # _mo: decode_wire keeps a lone surrogate (surrogatepass); the MO notification's JSON
     # cannot encode it (UnicodeEncodeError) — after the event was recorded, so every re-send
@@ -200,7 +191,6 @@ def test_ucs2_mo_with_a_lone_surrogate_is_taken(strict):
     run("engine_deliver", deliver_input(0x00, 8, 0, 0, 1, b"\xd8\x00\x00a", dst=b"0120000002"))
 
 
-@_STRICT
 def test_mo_with_an_emoji_split_across_its_parts_is_taken(strict):
     # the same, from a legitimate MO: the carrier cut a surrogate pair at the part boundary;
     # each part decodes to a lone surrogate and the joined str keeps them as two code points
@@ -209,9 +199,19 @@ def test_mo_with_an_emoji_split_across_its_parts_is_taken(strict):
     run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([5, 0, 3, 0x77, 2, 2]) + wire[4:], dst=b"0120000002"))
 
 
-def test_the_known_issues_are_what_the_xfails_hold():
+def test_no_engine_finding_is_waved_through():
     assert not os.environ.get("DENPO_FUZZ_STRICT")
-    assert set(targets.KNOWN_ENGINE_ISSUES) == {
-        ("NumberError", "_mo"), ("NumberError", "delivered"), ("TextError", "_mo"),
-        ("AttributeError", "_mo"), ("UnicodeEncodeError", "_mo"),
-    }
+    assert targets.KNOWN_ENGINE_ISSUES == {}
+
+
+def test_mo_text_and_originator_as_reported(strict):
+    # the emoji cut across two UCS-2 parts is joined whole; an alphanumeric originator is kept as given
+    h = engine_harness()
+    before = len(h.engine._events)
+    wire = "a\U0001F600b".encode("utf-16-be")
+    run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([5, 0, 3, 0x78, 2, 1]) + wire[:4], dst=b"0120000002"))
+    run("engine_deliver", deliver_input(0x40, 8, 0, 0, 1, bytes([5, 0, 3, 0x78, 2, 2]) + wire[4:], dst=b"0120000002"))
+    run("engine_deliver", deliver_input(0x00, 8, 0, 0, 1, b"\xd8\x00\x00a", src=b"NTTDOCOMO", dst=b"0120000002"))
+    events = list(h.engine._events)[before:]
+    assert [e.text for e in events][-2:] == ["a\U0001F600b", "\ufffda"]
+    assert events[-1].from_ == "NTTDOCOMO"
