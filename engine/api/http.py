@@ -231,8 +231,11 @@ class HttpApi:
             from engine.ops.metrics import Metrics
 
             self._metrics = Metrics(self.engine, self)
+        accept = request.headers.get("accept", "")
+        if not (accept.isascii() and accept.replace("\t", " ").isprintable()):
+            accept = ""  # prometheus_client copies the asked version into Content-Type
         try:
-            body, content_type = self._metrics.render(request.headers.get("accept", ""))
+            body, content_type = self._metrics.render(accept)
         except TypeError:  # prometheus_client compares a non-numeric Accept version with ints
             body, content_type = self._metrics.render("")
         return Reply(200, body, content_type)

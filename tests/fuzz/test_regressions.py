@@ -155,6 +155,17 @@ def test_an_absolute_form_target_that_does_not_parse_is_400(data, caplog):
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
+@pytest.mark.parametrize("accept", ["application/openmetrics-text; version=2.0\x00\x00", "application/openmetrics-text; version=2.0\xd2"])
+def test_metrics_does_not_echo_an_accept_version_that_cannot_be_a_header(accept):
+    # found by atheris: prometheus_client copies the asked version into Content-Type; a NUL (or
+    # another character the server will not put in a header) made the reply unsendable: 500
+    data = join_request("GET", "/metrics", {"accept": accept})
+    run("http_api", data)
+    reply = api(data)
+    assert reply.status == 200
+    assert reply.content_type.isascii() and reply.content_type.isprintable()
+
+
 # --- engine_deliver: reported, not fixed (engine/engine.py) ------------------------------------------
 
 @pytest.fixture
