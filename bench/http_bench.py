@@ -53,7 +53,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["RawClient", "Receiver", "percentiles", "run", "write_config"]
+__all__ = ["RawClient", "Receiver", "percentiles", "run", "run_client", "write_config"]
 
 CARRIERS = ("au", "docomo", "softbank", "rakuten")
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,9 +119,24 @@ def _toml(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
-def write_config(folder: Path, *, token: str, receiver_port: int, source: Path = DEFAULT_CONFIG, notify_batch: int = 100) -> Path:
-    """``source`` with the demo account opened up for a benchmark and every SMPP port moved to a free one."""
+def write_config(
+    folder: Path,
+    *,
+    token: str,
+    receiver_port: int,
+    source: Path = DEFAULT_CONFIG,
+    notify_batch: int = 100,
+    sim_ports: dict[str, int] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """``source`` with the demo account opened up for a benchmark and every SMPP port moved to a free one.
+
+    ``sim_ports`` (carrier → port): simulators the caller runs itself — no ``[[simulators]]``
+    for serve to start, and the carriers' local endpoints point there.  ``sections`` are
+    merged into the config's tables (e.g. ``{"engine": {"receipt_timeout_s": 30.0}}``)."""
     data = tomllib.loads(source.read_text(encoding="utf-8"))
+    for name, values in (sections or {}).items():
+        data.setdefault(name, {}).update(values)
     demo = data.setdefault("accounts", {}).setdefault("demo", {})
     demo.update(
         rate_limit=1_000_000.0,
@@ -131,7 +146,9 @@ def write_config(folder: Path, *, token: str, receiver_port: int, source: Path =
         notify_batch=notify_batch,
         signing_secret=secrets.token_hex(16),
     )
-    ports = {}
+    ports = dict(sim_ports or {})
+    if sim_ports is not None:
+        data.pop("simulators", None)
     for sim in data.get("simulators", []):
         ports[sim["carrier"]] = sim["port"] = free_port()
     for name, carrier in data.get("carriers", {}).items():
@@ -298,8 +315,10 @@ class RawClient(asyncio.Protocol):
 
 
 def build_request(host: str, path: str, token: str, body: bytes, method: str = "POST") -> bytes:
+    """One HTTP/1.1 request; no Authorization header when ``token`` is empty."""
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        + (f"Authorization: Bearer {token}\r\n" if token else "")
         + (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if method == "POST" else "")
         + "\r\n"
     )
@@ -316,16 +335,20 @@ def message_dict(i: int) -> dict[str, Any]:
 async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     host, port, token = spec["host"], spec["port"], spec["token"]
     mode, count, batch = spec["mode"], spec["count"], spec["batch"]
+    offset = spec.get("offset", 0)  # message numbers start here (a second phase sends new messages)
     concurrency, rate = spec["concurrency"], spec.get("rate")
     encode = msgspec.json.Encoder().encode
-    authority = f"{host}:{port}"
+    authority = spec.get("authority") or f"{host}:{port}"  # the Host header
     requests: list[tuple[bytes, int]] = []  # (raw request, messages in it)
-    if mode == "single":
+    if mode == "get":  # GET path_template.format(i=i), one message each (Kannel's /cgi-bin/sendsms)
+        template = spec["path_template"]
+        requests = [(build_request(authority, template.format(i=i), token, b"", "GET"), 1) for i in range(count)]
+    elif mode == "single":
         for i in range(count):
-            requests.append((build_request(authority, "/v1/messages", token, encode(message_dict(i))), 1))
+            requests.append((build_request(authority, "/v1/messages", token, encode(message_dict(offset + i))), 1))
     else:
         for first in range(0, count, batch):
-            items = [message_dict(i) for i in range(first, min(count, first + batch))]
+            items = [message_dict(offset + i) for i in range(first, min(count, first + batch))]
             requests.append((build_request(authority, "/v1/messages/batch", token, encode({"messages": items})), len(items)))
     sample_every = max(1, len(requests) // spec.get("sample", 200))
     connections = [await RawClient.connect(host, port) for _ in range(min(concurrency, len(requests)))]
@@ -365,9 +388,9 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(t1 - t0)
             if status == 202:
                 last_accept = t1
-                if mode == "single":
+                if mode != "batch":
                     accepted += 1
-                    if k % sample_every == 0:
+                    if mode == "single" and k % sample_every == 0:
                         sample.append(_decode_message(body).id)  # type: ignore[arg-type]
                 else:
                     out = _decode_batch(body)
@@ -395,14 +418,16 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def client_main() -> int:
+def client_main(body: Any = None) -> int:
+    """A load client process: a JSON spec on stdin, one JSON result line on stdout (``body(spec)``, default this bench's)."""
+    body = body or _client
     spec = json.loads(sys.stdin.readline())
     try:
         import uvloop
 
-        result = uvloop.run(_client(spec))
+        result = uvloop.run(body(spec))
     except ImportError:  # pragma: no cover
-        result = asyncio.run(_client(spec))
+        result = asyncio.run(body(spec))
     from bench._harness import self_usage
 
     result["usage"] = self_usage()
@@ -414,13 +439,20 @@ def client_main() -> int:
 
 
 class Receiver:
-    """Answers 200 at once; counts result notifications by ``event_id`` and message ``id``."""
+    """Answers 200 at once; counts result notifications by ``event_id`` and message ``id``.
+
+    ``messages`` maps each message id to the status of its first event; a message
+    notified again with another status (a late receipt after ``indefinite``) has
+    those in ``more_statuses``.  :meth:`close` stops listening and drops open
+    connections (a receiver that went down); :meth:`start` again brings it back."""
 
     OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
     def __init__(self) -> None:
         self.events: set[Any] = set()
-        self.messages: set[Any] = set()
+        self.messages: dict[Any, str] = {}
+        self.more_statuses: dict[Any, set[str]] = {}
+        self.connections: set[asyncio.Transport] = set()
         self.statuses: dict[str, int] = {}
         self.posts = 0
         self.deliveries = 0  # events received, duplicates included
@@ -441,6 +473,12 @@ class Receiver:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+            self.server = None
+        for transport in list(self.connections):
+            transport.abort()
+
+    def take_head(self, head: bytes) -> None:
+        """A request without a body: not counted here (bench.kannel_bench counts dlr-url GETs)."""
 
     def take(self, body: bytes) -> None:
         self.posts += 1
@@ -457,11 +495,15 @@ class Receiver:
             if key in self.events:
                 continue
             self.events.add(key)
-            self.statuses[event.status or "?"] = self.statuses.get(event.status or "?", 0) + 1
-            if event.id not in self.messages:
-                self.messages.add(event.id)
+            status = event.status or "?"
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            first = self.messages.get(event.id)
+            if first is None:
+                self.messages[event.id] = status
                 self.last_new = now
                 self.arrivals.append(now)
+            elif first != status:
+                self.more_statuses.setdefault(event.id, set()).add(status)
         self.changed.set()
         if self.target is not None and len(self.messages) >= self.target:
             self.reached.set()
@@ -475,6 +517,10 @@ class _ReceiverProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.receiver.connections.add(self.transport)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.receiver.connections.discard(self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         buf = self.buffer
@@ -493,15 +539,17 @@ class _ReceiverProtocol(asyncio.Protocol):
             self.transport.write(Receiver.OK)  # answered before anything is counted
             if length:
                 self.receiver.take(body)
+            else:
+                self.receiver.take_head(head)
 
 
 # --- the run -------------------------------------------------------------------------------------
 
 
-async def _start_serve(config: Path, folder: Path) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
-    log = (folder / "serve.log").open("wb")
+async def _start_serve(config: Path, folder: Path, http: str = "127.0.0.1:0") -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    log = (folder / "serve.log").open("ab")  # a restart on the same folder adds to the log
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine", "serve", "--config", str(config), "--http", "127.0.0.1:0", "--data-dir", str(folder / "var"),
+        sys.executable, "-m", "engine", "serve", "--config", str(config), "--http", http, "--data-dir", str(folder / "var"),
         stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL, cwd=str(folder),
     )
     log.close()
@@ -538,13 +586,13 @@ async def _stop(proc: asyncio.subprocess.Process, sims: dict[str, int]) -> None:
             pass
 
 
-async def _wait_for_binds(http: str, token: str, timeout: float = 30.0) -> None:
-    """Until /readyz says every carrier is bound (when there is one); otherwise the first 202s wait on binds."""
+async def _wait_for_binds(http: str, token: str, timeout: float = 30.0, path: str = "/readyz") -> None:
+    """Until ``path`` (/readyz, or /readyz?carrier=X) answers 200 (or 404: none); otherwise the first 202s wait on binds."""
     host, port = http.rsplit("//", 1)[1].rsplit(":", 1)
     conn = await RawClient.connect(host, int(port))
     deadline = time.monotonic() + timeout
     try:
-        raw = build_request(f"{host}:{port}", "/readyz", token, b"", "GET")
+        raw = build_request(f"{host}:{port}", path, token, b"", "GET")
         while time.monotonic() < deadline:
             status, _head, _body = await conn.request(raw)
             if status in (200, 404):  # 404: no /readyz yet
@@ -581,6 +629,41 @@ async def _poll_sample(http: str, token: str, ids: list[str], deadline: float) -
     return len(ids) - len(waiting), last
 
 
+async def run_client(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The load client process on ``spec``; → its result (ended by PID if it overruns ``timeout``)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.http_bench", "client",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(json.dumps(spec).encode() + b"\n"), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = out.decode().strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"the load client failed (exit {proc.returncode})")
+    return json.loads(lines[-1])
+
+
+async def _await_finals(receiver: Receiver, target: int, no_notify_s: float, stall_s: float) -> None:
+    """Until ``target`` messages were notified final, or nothing new came for ``stall_s``
+    (``no_notify_s`` while nothing at all came)."""
+    receiver.target = target
+    receiver.reached.clear()
+    if len(receiver.messages) >= target:
+        receiver.reached.set()
+    while not receiver.reached.is_set():
+        receiver.changed.clear()
+        before = len(receiver.messages)
+        try:
+            await asyncio.wait_for(receiver.reached.wait(), no_notify_s if not receiver.messages else stall_s)
+        except TimeoutError:
+            if len(receiver.messages) == before:
+                break  # nothing new for stall_s (or nothing at all)
+
+
 async def run(
     *,
     mode: str = "single",
@@ -591,8 +674,11 @@ async def run(
     stall_s: float = 30.0,
     no_notify_s: float = 10.0,
     notify_batch: int = 100,
+    half_peak: bool = False,
 ) -> dict[str, Any]:
-    """Start serve, the receiver and the client; return the figures (``denpo bench http``)."""
+    """Start serve, the receiver and the client; return the figures (``denpo bench http``).
+    ``half_peak``: then offer half of the accepted rate reached, and report that phase's
+    request → 202 latency as ``half_peak``."""
     from bench._harness import process_usage, self_usage
 
     if mode not in ("single", "batch"):
@@ -603,9 +689,9 @@ async def run(
     receiver = await Receiver().start()
     config = write_config(folder, token=token, receiver_port=receiver.port, notify_batch=notify_batch)
     serve_proc: asyncio.subprocess.Process | None = None
-    client_proc: asyncio.subprocess.Process | None = None
     sims: dict[str, int] = {}
     note = None
+    half_peak_figures: dict[str, Any] | None = None
     try:
         serve_proc, ready = await _start_serve(config, folder)
         sims = _simulator_pids(serve_proc.pid)
@@ -615,36 +701,13 @@ async def run(
         sims_before = {c: process_usage(p) for c, p in sims.items()}
         me_before = self_usage()
         spec = {"host": host, "port": int(port), "token": token, "mode": mode, "count": count, "batch": batch, "concurrency": concurrency, "rate": rate}
-        client_proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.http_bench", "client",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
-        )
-        assert client_proc.stdin is not None and client_proc.stdout is not None
-        client_proc.stdin.write(json.dumps(spec).encode() + b"\n")
-        await client_proc.stdin.drain()
-        client_proc.stdin.close()
-        line = await asyncio.wait_for(client_proc.stdout.readline(), max(120.0, count / 200))
-        await asyncio.wait_for(client_proc.wait(), 30)
-        if not line:
-            raise RuntimeError(f"the load client failed (exit {client_proc.returncode})")
-        client = json.loads(line)
+        client = await run_client(spec, max(120.0, count / 200))
         accepted = client["accepted"]
         start = client["start_monotonic"]
         accept_done = start + client["accept_seconds"]
 
         # the finals: by notification, while they keep coming
-        receiver.target = accepted
-        if len(receiver.messages) >= accepted:
-            receiver.reached.set()
-        first_wait = no_notify_s
-        while not receiver.reached.is_set():
-            receiver.changed.clear()
-            before = len(receiver.messages)
-            try:
-                await asyncio.wait_for(receiver.reached.wait(), first_wait if not receiver.messages else stall_s)
-            except TimeoutError:
-                if len(receiver.messages) == before:
-                    break  # nothing new for stall_s (or nothing at all)
+        await _await_finals(receiver, accepted, no_notify_s, stall_s)
         if receiver.messages:
             final: int | None = len(receiver.messages)
             end = receiver.last_new
@@ -662,10 +725,20 @@ async def run(
         serve_after = process_usage(serve_proc.pid)
         sims_after = {c: process_usage(p) for c, p in sims.items()}
         me_after = self_usage()
+        if half_peak and accepted and client["accept_seconds"] > 0:
+            # the same serve, now offered half of the peak it just reached: the latency a
+            # service sized with 2x headroom sees (new messages, numbered after the first phase)
+            half_rate = accepted / client["accept_seconds"] / 2
+            half_count = max(batch if mode == "batch" else 1_000, min(count, int(half_rate * 10)))
+            finals_before = len(receiver.messages)
+            half = await run_client({**spec, "rate": half_rate, "count": half_count, "offset": count}, max(120.0, 4 * half_count / half_rate))
+            await _await_finals(receiver, accepted + half["accepted"], no_notify_s, stall_s)
+            half_peak_figures = {
+                "rate": round(half_rate), "count": half_count, "accepted": half["accepted"],
+                "accepted_per_s": round(half["accepted"] / half["accept_seconds"]) if half["accept_seconds"] > 0 else None,
+                "final": len(receiver.messages) - finals_before, "accept_latency_ms": half["accept_latency_ms"],
+            }
     finally:
-        if client_proc is not None and client_proc.returncode is None:
-            client_proc.kill()
-            await client_proc.wait()
         if serve_proc is not None:
             await _stop(serve_proc, sims)
         await receiver.close()
@@ -713,6 +786,8 @@ async def run(
         for t in receiver.arrivals:
             timeline[max(0, int(t - start))] += 1
         figures["finals_per_second"] = timeline
+    if half_peak_figures is not None:
+        figures["half_peak"] = half_peak_figures
     if sample_final is not None:
         figures["sample_final"] = sample_final
     if note:

@@ -179,7 +179,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bench.http_bench import run
 
         figures = _run(
-            run(mode=args.http_mode, count=args.count, concurrency=args.concurrency, batch=args.batch or 1000, rate=args.rate)
+            run(
+                mode=args.http_mode, count=args.count, concurrency=args.concurrency, batch=args.batch or 1000, rate=args.rate,
+                half_peak=args.half_peak,
+            )
         )
     elif args.mode == "limiter":
         from bench.limiter_bench import run
@@ -323,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None, help="e2e: messages per submit_many call (500); http --mode batch: messages per request (1000)")
     p.add_argument("--mode", dest="http_mode", choices=["single", "batch"], default="single", help="http: POST /v1/messages or /v1/messages/batch")
     p.add_argument("--concurrency", type=int, default=None, help="http: keep-alive connections, a request in flight on each (single 64, batch 4)")
+    p.add_argument("--half-peak", action="store_true", help="http: then offer half the accepted rate reached and report that phase's latency")
     p.add_argument("--callers", type=int, default=4, help="e2e: submit_many calls in flight at once")
     p.add_argument("--carrier", choices=CARRIERS, default="docomo", help="sim: which simulator")
     p.add_argument("--no-receipts", action="store_true", help="sim: request no delivery receipts")

@@ -34,7 +34,7 @@ import msgspec
 
 from engine.api import Accepted, MessageView, MoEvent, StatusEvent, SubmitError, SubmitRequest
 from engine._events import event_stream
-from engine.dlr import Correlator, IdScheme, PartResult, message_outcome, parse_receipt, part_result
+from engine.dlr import Correlator, CorrelatorConfig, IdScheme, PartResult, message_outcome, parse_receipt, part_result
 from engine.flow.backoff import Histogram
 from engine.flow.pacing import Pacer
 from engine.model import FINAL, MessageStatus, PRIORITIES
@@ -470,12 +470,19 @@ class _Carrier:
             engine.counters["receipts_held"] += 1
             if self.pacer is not None and receipt.final:
                 # a receipt for a message we lost track of still ends something at the carrier
-                number = from_smpp(pdu.source_addr)
-                self.pacer.push(number, now)
-                engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
+                try:
+                    number = from_smpp(pdu.source_addr)
+                except NumberError:
+                    number = None  # not a handset number: nothing to pace
+                if number is not None:
+                    self.pacer.push(number, now)
+                    engine.store.save_pacing([(number, engine.wall() + self.pacer.interval, False)])
             return False
-        msg, i = ref
-        engine._apply_receipt(self, msg, i, receipt, now)
+        if ref is _LINGERING:  # a duplicate of a final receipt (its answer was lost): nothing changes
+            engine.counters["receipts_duplicate"] += 1
+        else:
+            msg, i = ref
+            engine._apply_receipt(self, msg, i, receipt, now)
         engine.store.on_commit(ack)
         return True
 
@@ -491,8 +498,11 @@ class Engine:
         clock: Callable[[], float] | None = None,
         wallclock: Callable[[], float] | None = None,
         lookup: CarrierLookup | None = None,
+        events: bool = True,
     ) -> None:
         self.settings = config
+        # events=False: nothing will read events() (denpo serve), so none are made or kept
+        self._events_on = events
         self.accounts = config.accounts
         self._clock = clock
         self._wallclock = wallclock
@@ -506,7 +516,7 @@ class Engine:
         schemes: dict[str, IdScheme] = {
             name: IdScheme(response=c.id_response, receipt_text=c.id_receipt_text) for name, c in config.carriers.items()
         }
-        self.correlator = Correlator(schemes=schemes)
+        self.correlator = Correlator(CorrelatorConfig(linger=config.engine.receipt_linger_s), schemes=schemes)
         self.carriers: dict[str, _Carrier] = {name: _Carrier(self, name, c) for name, c in config.carriers.items()}
         self.backlog = 0  # accepted, not yet submitted (memory and store)
         self.backlog_by_priority: dict[str, int] = {p: 0 for p in _PRIORITY_NAMES}
@@ -581,8 +591,8 @@ class Engine:
             self._lookup = CarrierLookup.from_file(lk.file, fallback=fallback) if lk.file else CarrierLookup(fallback=fallback)
         await self.store.open()
         await self._recover()
-        self._outbox_seq = self._outbox_pushed = await self.store.max_outbox_seq()
-        await self._load_outbox(0)
+        self._outbox_seq = await self.store.max_outbox_seq()  # event_ids go on after every one handed out
+        await self._load_outbox(0)  # what was pending at the last stop or crash (_outbox_pushed is 0 until then)
         await self.notifier.start()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
@@ -1106,8 +1116,8 @@ class Engine:
             carrier.paced_end(msg, now)
         if status is not S.INDEFINITE:
             for key in msg.part_ids:
-                if key:
-                    self.correlator.forget(msg.carrier, "", now, key)
+                if key:  # a duplicate receipt within the linger matches the marker, not the message
+                    self.correlator.forget(msg.carrier, "", now, key, linger_ref=_LINGERING)
         # an indefinite one stays registered with the correlator (bounded, expiring)
         # for a late receipt; the engine itself is done with it
         self._live.pop(msg.id, None)
@@ -1127,6 +1137,8 @@ class Engine:
             self.backlog_by_priority[msg.priority] -= 1
 
     def _emit_event(self, msg: _Msg, status: str, wall: float, *, error: dict[str, Any] | None = None, billable_units: int = 0, late: bool = False) -> None:
+        if not self._events_on:
+            return
         final = status in _FINAL_VALUES
         event = StatusEvent(
             id=msg.public_id, account=msg.account, client_ref=msg.client_ref, status=status, carrier=msg.carrier,
@@ -1222,16 +1234,23 @@ class Engine:
     def _mo(self, carrier: _Carrier, pdu: Any, ack: Callable[..., None] | None = None) -> bool:
         """A mobile-originated message; concatenated parts are joined before it is reported.
         True when its answer waits for the MO notification to be committed."""
+        # (data_sm carries its text only in message_payload)
+        raw = getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b"")
+        short: bytes = bytes(raw) if isinstance(raw, (bytes, bytearray)) else b""
+        udh = bool(pdu.esm_class & 0x40)
         try:
-            text = decode_wire(pdu.short_message or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""), pdu.data_coding, carrier.name, udh=bool(pdu.esm_class & 0x40))
+            text = decode_wire(short, pdu.data_coding, carrier.name, udh=udh)
             text = text.replace("\r\n", "\n")  # SPEC: text read back equals the original after CR LF -> LF
         except Exception:  # noqa: BLE001 - an undecodable MO is still reported
-            text = pdu.short_message.hex()
+            text = short.hex()
         parts = 1
-        if pdu.esm_class & 0x40:
+        if udh:
             from engine.text import parse_concat_udh
 
-            info = parse_concat_udh(pdu.short_message)
+            try:
+                info = parse_concat_udh(short)
+            except TextError:
+                info = None  # a malformed UDH: reported as one message, as it came
             if info is not None and info.total > 1:
                 key = (pdu.source_addr, pdu.destination_addr, info.ref)
                 got = self._mo_parts.setdefault(key, {})
@@ -1241,12 +1260,20 @@ class Engine:
                 del self._mo_parts[key]
                 text = "".join(got[k] for k in sorted(got))
                 parts = info.total
+        # UCS-2 parts may each end in half of a surrogate pair (an emoji cut at a part
+        # boundary): join the halves, and make any lone one U+FFFD, so the text is valid
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        try:
+            from_ = from_smpp(pdu.source_addr)
+        except NumberError:
+            from_ = pdu.source_addr  # an alphanumeric (or otherwise not E.164) originator, as given
         self.counters["mo"] += 1
         wall = self.wall()
-        event = MoEvent(carrier=carrier.name, from_=from_smpp(pdu.source_addr), to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
-        self._events.append(event)
-        if self._event_signal is not None:
-            self._event_signal.set()
+        if self._events_on:
+            event = MoEvent(carrier=carrier.name, from_=from_, to=pdu.destination_addr, text=text, received_at=wall, parts=parts)
+            self._events.append(event)
+            if self._event_signal is not None:
+                self._event_signal.set()
         name = self._mo_routes.get((carrier.name, pdu.destination_addr))
         account = self.accounts.get(name) if name is not None else None
         if account is None:
@@ -1256,7 +1283,7 @@ class Engine:
             return False
         self._outbox_seq += 1
         body = _encode(
-            {"event_id": self._outbox_seq, "from": event.from_, "to": event.to, "carrier": event.carrier, "text": text, "received_at": wall}
+            {"event_id": self._outbox_seq, "from": from_, "to": pdu.destination_addr, "carrier": carrier.name, "text": text, "received_at": wall}
         )
         self.store.notify([(self._outbox_seq, name, "mo", None, account.mo_url, body, wall)])
         if ack is not None:
@@ -1361,6 +1388,7 @@ class Engine:
         engine_settings = msgspec.structs.replace(config.engine, gc_threshold=old.engine.gc_threshold)
         if engine_settings != old.engine:
             applied.append("engine")
+            self.correlator.config = msgspec.structs.replace(self.correlator.config, linger=config.engine.receipt_linger_s)
         if config.accounts != old.accounts:
             applied.append("accounts")
             self.accounts = config.accounts
@@ -1460,6 +1488,8 @@ class Engine:
     def events(self) -> AsyncIterator[StatusEvent | MoEvent]:
         """Status events (and MO messages) as they happen.  Best effort: a consumer
         that falls more than ``engine.events_buffer`` behind loses the oldest."""
+        if not self._events_on:
+            raise RuntimeError("this engine was made with events=False: it keeps no status events")
         return event_stream(self)
 
     def stats(self) -> dict[str, Any]:
@@ -1506,6 +1536,11 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL)
 _VALUE = {s: s.value for s in MessageStatus}
+# what the correlator returns for a part of a finished message during its linger:
+# a marker, not the message (a _Msg is ~1.7 KB; up to 100,000 linger per carrier)
+# (typed object: mypyc would hold a tuple unboxed and box a new one at each use,
+# and identity is what marks it)
+_LINGERING: object = ("lingering",)
 _SINGLE_PART_OUTCOME = {r: message_outcome([r]) for r in PartResult}
 _FINAL_COUNTER = {s.value: f"final_{s.value}" for s in MessageStatus}
 _SUBMITTED = MessageStatus.SUBMITTED.value

@@ -57,7 +57,7 @@ def test_percentiles():
 @pytest.mark.slow
 @pytest.mark.parametrize(("mode", "count"), [("single", 200), ("batch", 2000)])
 async def test_run_tiny(mode, count):
-    figures = await run(mode=mode, count=count, concurrency=8 if mode == "single" else 2, stall_s=20.0)
+    figures = await run(mode=mode, count=count, concurrency=8 if mode == "single" else 2, stall_s=20.0, half_peak=mode == "single")
     assert KEYS <= set(figures)
     assert figures["accepted"] == count
     assert set(figures["accept_latency_ms"]) == {"p50", "p90", "p99", "p999"}
@@ -65,3 +65,7 @@ async def test_run_tiny(mode, count):
     if figures["final"] is not None:  # notifications live
         assert figures["final"] + figures["lost"] == count
         assert figures["notified"] >= figures["final"]
+    if mode == "single":  # then half of the peak it reached, new messages, each notified
+        half = figures["half_peak"]
+        assert 0 < half["rate"] <= figures["accepted_per_s"] and half["accepted"] == half["count"] >= 1000
+        assert half["final"] == half["accepted"] and set(half["accept_latency_ms"]) == {"p50", "p90", "p99", "p999"}

@@ -26,6 +26,7 @@ __all__ = [
     "FieldError",
     "Problem",
     "decode_errors",
+    "DECODE_ERRORS",
     "problem_body",
     "PROBLEM_TYPES",
 ]
@@ -150,8 +151,15 @@ def _field_of(path: str) -> str:
     return path[1:] if path.startswith(".") else path
 
 
-def decode_errors(exc: msgspec.DecodeError) -> list[FieldError]:
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+"""What decoding a body can raise for bad input: msgspec raises UnicodeDecodeError,
+not DecodeError, for invalid UTF-8 inside a JSON string (msgspec issue #714)."""
+
+
+def decode_errors(exc: msgspec.DecodeError | UnicodeDecodeError) -> list[FieldError]:
     """The ``{field, reason}`` of a msgspec decode/validation error."""
+    if isinstance(exc, UnicodeDecodeError):
+        return [FieldError("", "malformed_json", f"JSON is malformed: a string is not valid UTF-8 ({exc.reason})")]
     if not isinstance(exc, msgspec.ValidationError):
         return [FieldError("", "malformed_json", str(exc))]
     text = str(exc)

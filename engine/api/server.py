@@ -200,7 +200,10 @@ class _Connection(asyncio.Protocol):
         if url[:1] == b"/":
             path, _, query = url.partition(b"#")[0].partition(b"?")
         else:  # absolute-form ("http://host/p?q"), or "*"
-            parsed = httptools.parse_url(url) if b"://" in url else None
+            try:
+                parsed = httptools.parse_url(url) if b"://" in url else None
+            except httptools.HttpParserInvalidURLError:
+                raise _Reject(_problem(400, "malformed_request", "The request is not valid HTTP/1.1", "the request target is not a valid URL")) from None
             path, query = (parsed.path or b"/", parsed.query or b"") if parsed else (url, b"")
         text = path.decode("latin-1")
         if "%" in text:

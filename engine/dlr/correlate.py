@@ -234,10 +234,14 @@ class Correlator:
         e = c.registered.get(key) or c.lingering.get(key)
         return None if e is None else e.ref
 
-    def forget(self, carrier: str, resp_id: str, now: float | None = None, key: str | None = None) -> bool:
+    def forget(
+        self, carrier: str, resp_id: str, now: float | None = None, key: str | None = None, linger_ref: Any = None
+    ) -> bool:
         """Stop tracking an id (its part got a final receipt).  With ``now`` the id lingers
         ``linger`` seconds so duplicate receipts still match; without, it is gone at once.
-        False when the id was not registered."""
+        ``linger_ref``: what a lingering match returns instead of the registered ref (a
+        small marker, so a finished message's whole state is not kept alive for the
+        linger).  False when the id was not registered."""
         c = self._carriers.get(carrier) or self._carrier(carrier)
         if key is None:
             key = c.scheme.response_key(resp_id)
@@ -246,6 +250,8 @@ class Correlator:
             return False
         if now is not None and self.config.linger > 0:
             e.at = now
+            if linger_ref is not None:
+                e.ref = linger_ref
             lin = c.lingering
             lin[key] = e
             if len(lin) > self.config.max_lingering:

@@ -28,6 +28,7 @@ percent sign (``%25``).  Substituted values are URL-encoded.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from urllib.parse import quote
 
 __all__ = ["DLR_VALUE", "dlr_value", "fill_dlr_url"]
@@ -54,26 +55,45 @@ def fill_dlr_url(
     template: str, *, value: int, message_id: str, carrier_id: str | None, to: str, sender: str, at: float, reply: str
 ) -> str:
     """``template`` with Kannel's escapes replaced (unknown escapes are left as they are)."""
-    values = {
-        "d": str(value),
-        "I": message_id,
-        "F": carrier_id or "",
-        "p": to,
-        "P": sender,
-        "t": _dt.datetime.fromtimestamp(at, JST).strftime("%Y-%m-%d %H:%M:%S"),
-        "A": reply,
-        "%": "%",
-    }
-    out: list[str] = []
-    i = 0
-    n = len(template)
+    if "%" not in template:
+        return template
+    pieces = template.split("%")  # every piece after the first began right after a "%"
+    out = [pieces[0]]
+    i, n = 1, len(pieces)
     while i < n:
-        c = template[i]
-        if c == "%" and i + 1 < n and template[i + 1] in values:
-            key = template[i + 1]
-            out.append("%25" if key == "%" else quote(values[key], safe=""))
-            i += 2
+        piece = pieces[i]
+        if not piece:
+            if i + 1 < n:  # "%%": a percent sign; what follows it is plain text
+                out.append("%25")
+                out.append(pieces[i + 1])
+                i += 2
+                continue
+            out.append("%")  # a "%" at the very end
         else:
-            out.append(c)
-            i += 1
+            key = piece[0]
+            if key == "d":
+                out.append(str(value))
+            elif key == "I":
+                out.append(_quote(message_id))
+            elif key == "F":
+                out.append(_quote(carrier_id or ""))
+            elif key == "p":
+                out.append(_quote(to))
+            elif key == "P":
+                out.append(_quote(sender))
+            elif key == "t":
+                out.append(quote(_dt.datetime.fromtimestamp(at, JST).strftime("%Y-%m-%d %H:%M:%S"), safe=""))
+            elif key == "A":
+                out.append(_quote(reply))
+            else:
+                out.append("%" + key)
+            out.append(piece[1:])
+        i += 1
     return "".join(out)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(..., safe="") leaves as it is
+
+
+def _quote(text: str) -> str:
+    return text if _PLAIN.fullmatch(text) else quote(text, safe="")

@@ -197,6 +197,10 @@ class EngineSettings(_Section):
     """Queued messages kept in memory per carrier; the rest wait in the store."""
     receipt_timeout_s: Positive = 3600.0
     """A submitted message without (all) its final receipts by then becomes indefinite."""
+    receipt_linger_s: Annotated[float, Meta(ge=0)] = 600.0
+    """After a message's final status its parts' carrier ids still match this long, so a
+    receipt the carrier sends again (its answer lost) is recognised, not an orphan; ~250 B
+    per id in memory, at most 100,000 per carrier (0 = forget at once)."""
     default_validity_s: Positive | None = None
     """Validity for messages that give none; None = no limit."""
     notify_buffer: Count = 100_000

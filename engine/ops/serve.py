@@ -275,7 +275,7 @@ async def serve(
                         carriers[name] = _replace(settings, endpoints=endpoints)
                 config = _replace(config, carriers=carriers)
 
-        engine = Engine(config, data_dir=folder)
+        engine = Engine(config, data_dir=folder, events=False)  # no reader: results go out as notifications
         await engine.start()
         try:
             api = HttpApi(engine, config)

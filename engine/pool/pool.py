@@ -564,6 +564,7 @@ class CarrierPool:
             self._send_spread(senders, subs, now)
             self._sent_marks.append((now, len(subs)))
             self._sent_in_window += len(subs)
+            self.achieved_rate(now)  # drops marks over a second old: nothing else may read them
         if len(subs) == n and n < slots:
             self._arm_token_timer(now)  # tokens, not windows, held us back: more as they accrue
         elif len(subs) < n and self._retry_later:

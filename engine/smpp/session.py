@@ -353,6 +353,10 @@ class Session:
                 self._outbox.append(
                     encode(GenericNack(sequence_number=exc.sequence_number or 0, command_status=exc.status))
                 )
+                # The event (a gc=False struct) keeps the error: not its traceback nor its context,
+                # which hold this frame and so the event list and the session — a cycle that the
+                # collector cannot see through a gc=False struct, so it would never be freed.
+                exc.__traceback__ = exc.__context__ = None
                 events.append(ProtocolError(exc))
                 if exc.fatal:
                     self._set_state(State.CLOSED)

@@ -122,6 +122,15 @@ _UPDATABLE = frozenset(
     {"billable_units", "delivered_parts", "submitted_at", "done_at", "error", "send_at", "expires_at", "ref"}
 )
 _STOP = object()
+# outbox seqs are the notifications' event_ids: unique for good, also after their rows are deleted
+_TOP_SEQ = (
+    "SELECT max(coalesce((SELECT max(seq) FROM outbox), 0), "
+    "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'outbox_seq'), 0))"
+)
+_KEEP_TOP_SEQ = (
+    "INSERT INTO meta VALUES ('outbox_seq', ?) ON CONFLICT(key) DO UPDATE SET "
+    "value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))"
+)
 _json = msgspec.json.Encoder().encode
 _astuple = msgspec.structs.astuple
 _client_ref = attrgetter("client_ref")
@@ -178,6 +187,21 @@ def _values(conn: sqlite3.Connection, head: str, ncols: int, rows: list[tuple[An
             i += size
 
 
+def _where_in(conn: sqlite3.Connection, head: str, values: list[Any]) -> None:
+    """Run ``head (?, ?, ...)`` (e.g. ``DELETE FROM t WHERE k IN``) over ``values`` in
+    chunks of the sizes of ``_LADDER`` (one GIL release per chunk, not per row)."""
+    n = len(values)
+    i = 0
+    for size in _LADDER:
+        while n - i >= size:
+            key = (head, 1, size, False)
+            sql = _statements.get(key)
+            if sql is None:
+                sql = _statements[key] = f"{head} ({', '.join('?' * size)})"
+            conn.execute(sql, values[i : i + size])
+            i += size
+
+
 _INSERT = f"INSERT INTO messages ({', '.join(_NEW_FIELDS)}, created_at, updated_at)"
 _TEMP_SCHEMA = """
 CREATE TEMP VIEW submitted_rows(at, carrier_id, key, id) AS SELECT NULL, NULL, NULL, NULL WHERE 0;
@@ -196,6 +220,7 @@ CREATE TEMP TRIGGER finished_rows INSTEAD OF INSERT ON finished_rows BEGIN
 END;
 """
 _SUBMITTED = "INSERT INTO submitted_rows"
+_OUTBOX = "INSERT INTO outbox (seq, account, kind, message_id, url, body, created_at)"
 _FINISHED = "INSERT INTO finished_rows"
 
 
@@ -241,6 +266,7 @@ class SqliteStore:
         synchronous: str = "NORMAL",
         max_batch: int = 1000,
         wallclock: Callable[[], float] = time.time,
+        checkpoint_s: float | None = 0.1,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL"):
             raise ValueError("synchronous must be OFF, NORMAL or FULL")
@@ -267,6 +293,13 @@ class SqliteStore:
         self._shipped_ops = 0  # ... of which put into the queue (the rest are in self._pass)
         self._done_ops = 0  # ... and committed; written by the writer thread
         self.committed_writes = 0
+        # WAL checkpoints run in their own thread and connection (PASSIVE: they never
+        # block the writer), not inside the writer's commits as SQLite's automatic
+        # checkpoint does: copying pages back and the fsync stay off the commit path
+        self.checkpoint_s = checkpoint_s
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
+        self.checkpoints = 0
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -289,6 +322,28 @@ class SqliteStore:
             self._writer = None  # it has ended: close() must not wait for it
             raise
         self._read_conn = await self._read(lambda: self._connect())
+        if self.checkpoint_s is not None:
+            self._checkpoint_stop.clear()
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="denpo-store-checkpoint", daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Every ``checkpoint_s`` with commits since the last one: a PASSIVE checkpoint
+        (as many WAL frames as no reader still needs are copied into the database)."""
+        conn = self._connect()
+        seen = self.commits
+        try:
+            while not self._checkpoint_stop.wait(self.checkpoint_s):
+                if self.commits == seen:
+                    continue
+                seen = self.commits
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     async def close(self) -> None:
         if self._writer is None:
@@ -296,6 +351,10 @@ class SqliteStore:
         try:
             await self.flush()  # raises when a commit failed: still shut down
         finally:
+            if self._checkpointer is not None:
+                self._checkpoint_stop.set()
+                await asyncio.to_thread(self._checkpointer.join)
+                self._checkpointer = None
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
@@ -318,6 +377,8 @@ class SqliteStore:
         conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
+            if self.checkpoint_s is not None:
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread's job
             conn.executescript(_SCHEMA)
             conn.executescript(_TEMP_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -386,8 +447,8 @@ class SqliteStore:
                 elif kind == "accept":
                     results = self._insert(conn, item[1])
                     if item[3] is not None:  # their callbacks, in the same transaction
-                        conn.executemany(
-                            "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)",
+                        _values(
+                            conn, "INSERT OR REPLACE INTO callbacks", 3,
                             [(mid, cb[0], cb[1]) for (mid, created), cb in zip(results, item[3]) if created and cb is not None],
                         )
                     done.append((item[2], results, None))
@@ -437,13 +498,13 @@ class SqliteStore:
             if any(p.history for p in passes):
                 conn.executemany("INSERT OR IGNORE INTO history VALUES (?, ?, ?)", _flatten(p.history for p in passes))
             if any(p.outbox for p in passes):
-                conn.executemany(
-                    "INSERT INTO outbox (seq, account, kind, message_id, url, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _flatten(p.outbox for p in passes),
-                )
+                _values(conn, _OUTBOX, 7, list(_flatten(p.outbox for p in passes)))
             if any(p.notified for p in passes):
                 outcomes = list(_flatten(p.notified for p in passes))
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(o[0],) for o in outcomes if o[1] == "sent"])
+                sent = [o[0] for o in outcomes if o[1] == "sent"]
+                _where_in(conn, "DELETE FROM outbox WHERE seq IN", sent)
+                if sent:  # the highest seq (event_id) handed out outlives its row: never handed out again
+                    conn.execute(_KEEP_TOP_SEQ, (max(sent),))
                 conn.executemany(
                     "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ?, state = ? WHERE seq = ?",
                     [(o[2], o[3], o[4], "dead" if o[1] == "dead" else "pending", o[0]) for o in outcomes if o[1] != "sent"],
@@ -782,7 +843,7 @@ class SqliteStore:
     async def load_outbox(self, *, after_seq: int = 0, limit: int = 10_000) -> tuple[list[tuple[Any, ...]], int]:
         """Pending notifications after ``after_seq``, in order —
         ``(seq, account, kind, message_id, url, body, created_at, attempts)`` — and
-        the highest seq in the outbox when they were read (one snapshot)."""
+        the highest seq handed out when they were read (one snapshot)."""
         sql = (
             "SELECT seq, account, kind, message_id, url, body, created_at, attempts FROM outbox "
             "WHERE seq > ? AND state = 'pending' ORDER BY seq LIMIT ?"
@@ -793,13 +854,14 @@ class SqliteStore:
             with self._read_conn:  # one read transaction: the rows and the top agree
                 self._read_conn.execute("BEGIN")
                 rows = [tuple(r) for r in self._rows(sql, (after_seq, limit))]
-                top = self._rows("SELECT coalesce(max(seq), 0) FROM outbox")[0][0]
+                top = self._rows(_TOP_SEQ)[0][0]
             return rows, top
 
         return await self._read(read)
 
     async def max_outbox_seq(self) -> int:
-        return await self._read(lambda: self._rows("SELECT coalesce(max(seq), 0) FROM outbox")[0][0])
+        """The highest seq ever handed out (sent entries are deleted; meta keeps their top)."""
+        return await self._read(lambda: self._rows(_TOP_SEQ)[0][0])
 
     async def dead_notifications(self, account: str, *, limit: int = 100) -> list[tuple[Any, ...]]:
         """``(seq, kind, message_id, url, body, created_at, attempts, last_error)`` of dead ones, newest first."""

@@ -73,6 +73,20 @@ def test_allowlist_per_account():
     assert not g.ip_allowed("nobody", ok("127.0.0.1"))
 
 
+def test_remembered_decisions_follow_a_reload_and_stay_bounded():
+    g = gate({"a": {"allow_ips": ["198.51.100.0/24"]}}, trusted=("10.0.0.0/8",))
+    peer = "198.51.100.9"
+    assert g.ip_allowed("a", g.client_address(peer)) and g.ip_allowed("a", g.client_address(peer))
+    assert g.client_address("10.0.0.2", "198.51.100.1") == ipaddress.ip_address("198.51.100.1")
+    config = parse_config({"accounts": {"a": {"allow_ips": ["203.0.113.0/24"]}}})
+    g.update(config.accounts, ())  # allowlist and trusted proxies changed
+    assert not g.ip_allowed("a", g.client_address(peer))
+    assert g.client_address("10.0.0.2", "198.51.100.1") == ipaddress.ip_address("10.0.0.2")  # no longer trusted
+    for i in range(10_000):
+        g.ip_allowed("a", g.client_address(f"192.0.{i // 256 % 256}.{i % 256}"))
+    assert len(g._addresses) <= 4096 and len(g._allowed) <= 4096
+
+
 def test_rate_limit_per_account_with_burst():
     clock = Clock()
     g = gate({"a": {"rate_limit": 10, "burst": 3}, "b": {}}, clock=clock)

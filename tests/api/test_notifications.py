@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
 from aiohttp import web
 
 from engine.api.auth import new_token
@@ -163,11 +164,13 @@ async def test_a_dead_receiver_does_not_slow_another_account(tmp_path):
         await alive.down()
 
 
-async def test_mo_is_notified(tmp_path):
+@pytest.mark.parametrize("events", [True, False])
+async def test_mo_is_notified(tmp_path, events):
     mo = Receiver(free_port())
     await mo.up()
     try:
-        async with service(tmp_path, {"demo": account(mo=mo)}) as (_client, _engine, sim):
+        async with service(tmp_path, {"demo": account(mo=mo)}) as (_client, engine, sim):
+            engine._events_on = events  # False: as denpo serve makes it (Engine(events=False))
             sim.inject_mo(source="819011112222", destination=SENDERS["docomo"][0], text="はい、大丈夫です", system_id="denpo")
             await mo.wait(lambda: len(mo.events()) == 1)
             (event,) = mo.events().values()

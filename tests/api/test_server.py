@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
-import ssl
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +22,7 @@ import pytest
 from engine.api import server as server_module
 from engine.api.http import Reply, Request
 from engine.api.server import HttpServer
+from tests.tlsutil import can_make_certificates, self_signed
 
 T = 5.0  # bound on every wait for an event
 
@@ -332,41 +330,10 @@ async def test_a_client_that_never_reads_does_not_make_the_server_buffer_without
         server_module._Connection.pause_writing = original  # type: ignore[method-assign]
 
 
-def _self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
-    """(server context, client context) for 127.0.0.1: trustme, else the openssl CLI."""
-    try:
-        import trustme  # type: ignore[import-not-found]
-    except ImportError:
-        trustme = None
-    server_ctx, client_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), ssl.create_default_context()
-    if trustme is not None:
-        ca = trustme.CA()
-        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-        ca.configure_trust(client_ctx)
-        return server_ctx, client_ctx
-    if shutil.which("openssl") is None:
-        return None
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx.load_verify_locations(cert)
-    return server_ctx, client_ctx
-
-
-def _can_make_certificates() -> bool:
-    try:
-        import trustme  # noqa: F401
-    except ImportError:
-        return shutil.which("openssl") is not None
-    return True
-
-
-@pytest.mark.skipif(not _can_make_certificates(), reason="neither trustme nor openssl available")
+@pytest.mark.skipif(not can_make_certificates(), reason="neither trustme nor openssl available")
 async def test_tls():
     with tempfile.TemporaryDirectory() as tmp:
-        contexts = _self_signed(Path(tmp))
+        contexts = self_signed(Path(tmp))
         assert contexts is not None
         server_ctx, client_ctx = contexts
         async with serving(ssl_context=server_ctx) as server:

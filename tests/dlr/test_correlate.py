@@ -142,6 +142,15 @@ def test_forget_lingers_for_duplicates():
     assert c.forget(AU, "nope") is False
 
 
+def test_a_lingering_id_can_stand_for_a_marker_instead_of_its_ref():
+    c = corr(linger=60.0)
+    big = {"a finished message": "x" * 1000}
+    c.register(AU, "abc", big, 0.0)
+    assert c.forget(AU, "abc", now=1.0, linger_ref="done") is True
+    assert c.match(AU, rcpt(tlv="abc"), 30.0) == "done"  # the registered ref is no longer held
+    assert c.lookup(AU, "abc") == "done"
+
+
 def test_forget_without_now_is_immediate():
     c = corr()
     c.register(AU, "abc", "ref", 0.0)

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from engine.api import SubmitRequest
+from engine.engine import _LINGERING
+from engine.smpp.constants import EsmClass, Tag
+from engine.smpp.pdu import DeliverSm
 from tests.vtime import elapse
 
 from ._kit import WALL0, config, running, settle, simulator
@@ -262,3 +265,45 @@ async def test_an_orphan_receipt_is_counted_and_kept_for_inspection(tmp_path: Pa
     assert [(o["carrier"], o["reason"], o["message_id"], o["stat"], o["err"]) for o in orphans] == [
         ("docomo", "expired", "99999", "UNDELIV", "001")
     ]
+
+
+@pytest.mark.looptime
+async def test_a_duplicate_final_receipt_is_acked_changes_nothing_and_keeps_no_message_alive(tmp_path: Path) -> None:
+    # an SMSC re-sends a receipt whose deliver_sm_resp it lost: within the linger it still
+    # matches, but the correlator holds a marker for it, not the finished message
+    async with simulator("docomo", dlr_delay_ms=100, partial_failure_rate=0.0) as sim:
+        cfg = config(tmp_path, {"docomo": sim})
+        async with running(cfg) as (engine, log):
+            ids = await _send(engine, [_req(i) for i in range(3)])
+            await log.wait_finals(ids, timeout=30)
+            lingering = engine.correlator._carriers["docomo"].lingering
+            assert len(lingering) == 3 and all(e.ref is _LINGERING for e in lingering.values())
+            key = next(iter(lingering))
+            acked = asyncio.Event()
+            body = b"id:%s sub:001 dlvrd:000 submit date:2611220000 done date:2611220000 stat:UNDELIV err:001 text:" % key.encode()
+            pdu = DeliverSm(esm_class=EsmClass.SMSC_DELIVERY_RECEIPT, short_message=body, tlvs={Tag.RECEIPTED_MESSAGE_ID: key, Tag.MESSAGE_STATE: 5})
+            now = asyncio.get_running_loop().time()
+            assert engine.carriers["docomo"].delivered(pdu, "docomo-1", now, lambda *a, **k: acked.set()) is True
+            await asyncio.wait_for(acked.wait(), 10)  # answered once the store caught up
+            assert engine.counters["receipts_duplicate"] == 1
+            views = [await settle(engine.status(i)) for i in ids]
+    assert [v.status for v in views] == ["delivered"] * 3  # the duplicate "UNDELIV" changed nothing
+
+
+
+@pytest.mark.looptime
+async def test_the_receipt_linger_is_configured_and_reloaded(tmp_path: Path) -> None:
+    async with simulator("docomo", dlr_delay_ms=100, partial_failure_rate=0.0) as sim:
+        cfg = config(tmp_path, {"docomo": sim}, engine={"receipt_linger_s": 0})
+        async with running(cfg) as (engine, log):
+            ids = await _send(engine, [_req(i) for i in range(3)])
+            await log.wait_finals(ids, timeout=30)
+            assert len(engine.correlator._carriers["docomo"].lingering) == 0  # forgotten at once
+            applied, _refused = engine.reload(config(tmp_path, {"docomo": sim}, engine={"receipt_linger_s": 30}))
+            assert "engine" in applied
+            more = await _send(engine, [_req(10 + i) for i in range(2)])
+            await log.wait_finals(more, timeout=30)
+            assert len(engine.correlator._carriers["docomo"].lingering) == 2
+            await elapse(31)
+            engine.correlator.expire(asyncio.get_running_loop().time())
+            assert len(engine.correlator._carriers["docomo"].lingering) == 0

@@ -875,3 +875,68 @@ async def test_async_context_manager_and_synchronous_full(path: Path) -> None:
         [(mid, _)] = await store.accept([new(1)])
     assert plain_row(path, "SELECT id FROM messages") == [(mid,)]
     assert plain_row(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+# --- WAL checkpoints -----------------------------------------------------------------------
+
+
+def _wal_frames(path: Path) -> int:
+    """Frames in the WAL file (its header is 32 bytes, each frame 24 + a 4,096-byte page)."""
+    wal = path.with_name(path.name + "-wal")
+    return max(0, (wal.stat().st_size - 32) // (24 + 4096)) if wal.exists() else 0
+
+
+async def test_wal_checkpoints_run_beside_the_writer_not_in_its_commits(path: Path) -> None:
+    store = SqliteStore(path, wallclock=Wall(), checkpoint_s=0.01)
+    await store.open()
+    try:
+        for round_ in range(40):  # ~3,000 frames and more: past SQLite's automatic 1,000
+            await store.accept([new(round_ * 100 + i, text="x" * 3000) for i in range(100)])
+        async with asyncio.timeout(30):
+            while store.checkpoints == 0:
+                await asyncio.sleep(0.01)  # polling the checkpoint thread's counter
+        assert store._checkpointer is not None and store._checkpointer.is_alive()
+        assert plain_row(path, "SELECT count(*) FROM messages") == [(4000,)]
+    finally:
+        await store.close()
+    assert store._checkpointer is None  # joined on close
+
+
+async def test_the_writers_commits_do_not_checkpoint(path: Path) -> None:
+    store = SqliteStore(path, wallclock=Wall(), checkpoint_s=3600)  # the thread's first round: an hour away
+    await store.open()
+    try:
+        for round_ in range(40):
+            await store.accept([new(round_ * 100 + i, text="x" * 3000) for i in range(100)])
+        assert store.checkpoints == 0
+        assert _wal_frames(path) > 2000  # SQLite's automatic checkpoint (at ~1,000 frames) is off
+    finally:
+        await store.close()
+
+
+async def test_without_the_checkpoint_thread_sqlite_checkpoints_in_the_commits(path: Path) -> None:
+    store = SqliteStore(path, wallclock=Wall(), checkpoint_s=None)
+    await store.open()
+    try:
+        for round_ in range(40):
+            await store.accept([new(round_ * 100 + i, text="x" * 3000) for i in range(100)])
+        assert store._checkpointer is None and store.checkpoints == 0
+        assert _wal_frames(path) < 2000  # reset by SQLite's automatic checkpoint at ~1,000 frames
+    finally:
+        await store.close()
+
+
+async def test_outbox_rows_and_their_outcomes_across_statement_chunks(store: SqliteStore) -> None:
+    # 300 rows in one pass: chunks of 256, 16, 16, 4, 4, 4 — every row lands, every sent one leaves
+    entries = [(seq, "acme", "result", seq * 10, "http://r/x", b'{"event_id":%d}' % seq, WALL0) for seq in range(1, 301)]
+    store.notify(entries)
+    await store.flush()
+    pending, top = await store.load_outbox()
+    assert [row[:7] for row in pending] == entries and top == 300
+    outcomes: list[tuple[Any, ...]] = [(seq, "sent", 1, None, "") for seq in range(1, 301) if seq % 7]
+    outcomes += [(seq, "retry", 1, WALL0 + 5, "HTTP 503") for seq in range(7, 301, 7)]
+    store.notified(outcomes)
+    await store.flush()
+    pending, top = await store.load_outbox()
+    assert [row[0] for row in pending] == list(range(7, 301, 7)) and all(row[7] == 1 for row in pending)
+    assert top == 300 and await store.max_outbox_seq() == 300
