@@ -861,23 +861,26 @@ class Engine:
         merged_callbacks = None
         if any(cb is not None for _r, cb, _f in batch):
             merged_callbacks = [c for rows, cb, _f in batch for c in (cb if cb is not None else [None] * len(rows))]
-        task = self._loop.create_task(self.store.accept(merged, merged_callbacks))  # type: ignore[union-attr]
 
-        def split(t: asyncio.Task[list[tuple[int, bool]]]) -> None:
+        def split(results: list[tuple[int, bool]] | None, exc: BaseException | None) -> None:
             """Each caller gets its own rows' results (or the store's error)."""
             start = 0
             for rows, _cb, future in batch:
                 end = start + len(rows)
                 if not future.done():  # (a caller that gave up: see submit_many)
-                    if t.cancelled():
-                        future.cancel()
-                    elif t.exception() is not None:
-                        future.set_exception(t.exception())  # type: ignore[arg-type]
+                    if exc is not None:
+                        future.set_exception(exc)
                     else:
-                        future.set_result(t.result()[start:end])
+                        assert results is not None
+                        future.set_result(results[start:end])
                 start = end
 
-        task.add_done_callback(split)
+        try:
+            # called in the pass that hears of the commit: the callers' futures are
+            # set there, not a pass later
+            self.store.accept_then(merged, merged_callbacks, split)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - the store refused (it stopped): every caller hears it
+            split(None, exc)
 
     @staticmethod
     def _duplicate(row: NewMessage, mid: int, status: str) -> Accepted:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -98,6 +99,17 @@ class Store(Protocol):
         """Commit new messages; returns ``(id, created)`` per message in order.
         A message whose (account, client_ref) exists already is not stored
         again: its existing id comes back with ``created=False``."""
+        ...
+
+    def accept_then(
+        self,
+        messages: list[NewMessage],
+        callbacks: list[tuple[str, int] | None] | None,
+        then: Callable[[list[tuple[int, bool]] | None, BaseException | None], None],
+    ) -> None:
+        """As :meth:`accept` (``callbacks``: a (url, mask) stored with each new message),
+        reporting by ``then(results, None)`` or ``then(None, error)`` in the event
+        loop as soon as the commit is known; raises at once if the store stopped."""
         ...
 
     def record(self, update: Update) -> None:

@@ -595,6 +595,24 @@ class SqliteStore:
         self._put(("accept", messages, future, callbacks))
         return await future
 
+    def accept_then(
+        self,
+        messages: list[NewMessage],
+        callbacks: list[tuple[str, int] | None] | None,
+        then: Callable[[list[tuple[int, bool]] | None, BaseException | None], None],
+    ) -> None:
+        """:meth:`accept` for a caller in the event loop that wants a plain call,
+        ``then(results, None)`` or ``then(None, error)``, made in the loop pass that
+        hears of the commit — not a future to await, whose waiter wakes a pass
+        later, and again for each future it resolves in turn (request → 202 is a
+        chain of such passes, each as long as everything else the loop does)."""
+        self._check()
+        if not messages:
+            then([], None)
+            return
+        self._ship()
+        self._put(("accept", messages, _Then(then), callbacks))
+
     def record(self, update: Update, carrier: str = "") -> None:
         """Queue a transition (``carrier`` names the carrier of a part record)."""
         p = self._pass
@@ -892,6 +910,27 @@ class SqliteStore:
             "last_commit_ms": round(self.last_commit_seconds * 1000, 3),
             "queued_ops": self.queued_ops,
         }
+
+
+class _Then:
+    """In a writer item where a future would be: :func:`_resolve` calls it at once."""
+
+    __slots__ = ("fn", "called")
+
+    def __init__(self, fn: Callable[[Any, BaseException | None], None]) -> None:
+        self.fn = fn
+        self.called = False
+
+    def done(self) -> bool:
+        return self.called
+
+    def set_result(self, result: Any) -> None:
+        self.called = True
+        self.fn(result, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.called = True
+        self.fn(None, exc)
 
 
 def _waiters(items: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:

@@ -22,13 +22,13 @@ async def test_one_store_accept_for_a_pass_of_submits(tmp_path: Path) -> None:
     async with simulator("docomo", dlr_delay_ms=100) as sim:
         async with running(config(tmp_path, {"docomo": sim})) as (engine, log):
             calls: list[int] = []
-            accept = engine.store.accept
+            accept_then = engine.store.accept_then
 
-            async def counting(rows, callbacks=None):
+            def counting(rows, callbacks, then):
                 calls.append(len(rows))
-                return await accept(rows, callbacks)
+                return accept_then(rows, callbacks, then)
 
-            engine.store.accept = counting
+            engine.store.accept_then = counting
             results = await settle(
                 asyncio.gather(
                     *(engine.submit(_req(i)) for i in range(20)),

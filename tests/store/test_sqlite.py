@@ -28,6 +28,7 @@ from engine.store.base import (
     format_id,
     parse_id,
 )
+import engine.store.sqlite as sqlite_module
 from engine.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 WALL0 = 1_800_000_000.0
@@ -940,3 +941,38 @@ async def test_outbox_rows_and_their_outcomes_across_statement_chunks(store: Sql
     pending, top = await store.load_outbox()
     assert [row[0] for row in pending] == list(range(7, 301, 7)) and all(row[7] == 1 for row in pending)
     assert top == 300 and await store.max_outbox_seq() == 300
+
+
+async def test_accept_then_reports_in_the_pass_that_hears_of_the_commit(path: Path) -> None:
+    store = SqliteStore(path, wallclock=Wall())
+    with pytest.raises(RuntimeError, match="not open"):  # refused at once, nothing queued
+        store.accept_then([new(0)], None, lambda results, exc: None)
+    await store.open()
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    store.accept_then([new(0), new(1, client_ref="r"), new(2, client_ref="r")], None, lambda r, e: got.set_result((r, e)))
+    results, exc = await got
+    assert exc is None and [created for _, created in results] == [True, True, False]
+    assert results[1][0] == results[2][0]
+    assert sorted(row[0] for row in plain_row(path, "SELECT id FROM messages")) == sorted({mid for mid, _ in results})
+    # made inside the call that resolves the commit, not in a pass after it
+    passes: list[str] = []
+    original = sqlite_module._resolve
+
+    def resolve(done: Any, callbacks: Any) -> None:
+        passes.append("resolve")
+        original(done, callbacks)
+        passes.append("resolved")
+
+    sqlite_module._resolve = resolve
+    try:
+        second = loop.create_future()
+        store.accept_then([new(3)], None, lambda r, e: (passes.append("then"), second.set_result(r)))
+        await second
+    finally:
+        sqlite_module._resolve = original
+    assert passes == ["resolve", "then", "resolved"]
+    empty = loop.create_future()
+    store.accept_then([], None, lambda r, e: empty.set_result(r))
+    assert empty.done() and empty.result() == []
+    await store.close()
