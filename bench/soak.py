@@ -58,10 +58,13 @@ read):
   ids for its receipt linger, ~250 B each — 600 s by default, at most 100,000 per
   carrier — so RSS climbs until that is full; the soak sets ``receipt_linger_s``
   to 30 s so every lifetime reaches that steady state after its warm-up, and
-  ``notify_buffer`` to 10,000, so while the receiver is down the notifications
+  ``notify_buffer`` to 2,000, so while the receiver is down the notifications
   beyond that wait in the store's outbox — the spill path — rather than in memory,
-  and ``working_set`` to 5,000, so the backlog of the throttled carrier beyond that
-  waits in the store's queue.  With the defaults (100,000 and 50,000 per carrier)
+  and ``working_set`` to 1,000, so the backlog of the throttled carrier beyond that
+  waits in the store's queue.  Those two buffers filling is what an engine's RSS
+  grows by under these faults: ~1 KB per buffered notification, ~1.7 KB per
+  queued message — with 10,000 and 5,000 they took a lifetime 20.7 % up (95 →
+  115 MB, bench/RESULTS.md).  With the defaults (100,000 and 50,000 per carrier)
   memory stays bounded too, but those buffers are meant to fill under such faults.)
 
 Any failed check is named in ``failures``; ``denpo bench soak`` exits 1 unless
@@ -115,8 +118,8 @@ __all__ = ["Step", "engine_rss", "reconcile", "run", "schedule", "smsc_counts", 
 DEFAULT_RATE = 1000.0
 RECEIPT_TIMEOUT_S = 30.0
 RECEIPT_LINGER_S = 30.0  # (default 600 s) so each engine lifetime reaches its steady state within the soak
-WORKING_SET = 5_000  # (default 50,000) queued messages per carrier in memory; a throttled carrier's backlog beyond it waits in the store
-NOTIFY_BUFFER = 10_000  # (default 100,000) notifications held in memory; while the receiver is down the rest wait in the store
+WORKING_SET = 1_000  # (default 50,000) queued messages per carrier in memory; a throttled carrier's backlog beyond it waits in the store
+NOTIFY_BUFFER = 2_000  # (default 100,000) notifications held in memory; while the receiver is down the rest wait in the store
 RSS_TOLERANCE = 0.10
 SIM_ARGS = ("--system-id", "denpo", "--password", "denpo", "--dlr-delay-ms", "200", "--track-numbers", "100000000")
 FINAL_NAMES = tuple(sorted(str(s) for s in FINAL))
