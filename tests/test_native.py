@@ -117,11 +117,9 @@ def _module(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
+@pytest.mark.skipif(bool(os.environ.get("DENPO_PURE_PYTHON")), reason="DENPO_PURE_PYTHON is set")
+@pytest.mark.skipif(not list((ROOT / "engine").glob("_native__mypyc*")), reason="no native build (pure Python)")
 def test_a_build_in_place_is_complete() -> None:
     """When the native build is present, every listed module loads compiled."""
-    if os.environ.get("DENPO_PURE_PYTHON"):
-        pytest.skip("DENPO_PURE_PYTHON is set")
-    if not list((ROOT / "engine").glob("_native__mypyc*")):
-        pytest.skip("no native build (pure Python)")
     interpreted = [p for p in NATIVE if not importlib.import_module(_module(p)).__file__.endswith((".so", ".pyd"))]
     assert not interpreted, f"not compiled (or older than their source): {interpreted}; run scripts/setup"
